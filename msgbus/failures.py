@@ -1,0 +1,119 @@
+"""Remote failures: how an endpoint's exception travels to the caller and is raised there.
+
+The server sends class, module, message, args and kwargs (and the traceback only when configured).
+The client rebuilds the original type only for builtins, msgbus's own exceptions and modules the
+user allowed; everything else becomes RemoteError. Nothing is unpickled, and no module is imported
+merely because the wire named it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import json
+import logging
+import traceback
+from typing import Any, Iterable
+
+from msgbus import exceptions
+
+LOG = logging.getLogger(__name__)
+
+REMOTE_SUFFIX = "_Remote"
+_BUILTIN_MODULES = ("builtins", "exceptions")
+_OWN_MODULE = exceptions.__name__
+# oslo.messaging's module names for the exceptions msgbus shares with it.
+_OSLO_ALIASES = {
+    "oslo_messaging.rpc.dispatcher": _OWN_MODULE,
+    "oslo_messaging.exceptions": _OWN_MODULE,
+    "oslo_messaging.rpc.client": _OWN_MODULE,
+    "oslo_messaging.server": _OWN_MODULE,
+}
+
+
+def _jsonable(values: Any) -> Any:
+    try:
+        json.dumps(values)
+        return values
+    except (TypeError, ValueError):
+        if isinstance(values, dict):
+            return {str(k): repr(v) for k, v in values.items()}
+        return [repr(v) for v in values]
+
+
+def serialize(exc: BaseException, *, with_traceback: bool) -> str:
+    """The JSON string a reply's ``failure`` carries for ``exc``."""
+    cls = type(exc)
+    name, module = cls.__name__, cls.__module__
+    if name.endswith(REMOTE_SUFFIX) and module.endswith(REMOTE_SUFFIX):
+        name, module = name[:-len(REMOTE_SUFFIX)], module[:-len(REMOTE_SUFFIX)]
+    if isinstance(exc, exceptions.RemoteError):
+        message = exc.value or ""
+    else:
+        message = str(exc)
+    tb = traceback.format_exception(cls, exc, exc.__traceback__) if with_traceback else []
+    data = {
+        "class": name,
+        "module": module,
+        "message": message,
+        "tb": tb,
+        "args": _jsonable(list(getattr(exc, "args", ()))),
+        "kwargs": _jsonable(getattr(exc, "kwargs", None) or {}),
+    }
+    return json.dumps(data)
+
+
+def _lookup_class(module: str, name: str, allowed: Iterable[str]) -> type | None:
+    if module in _BUILTIN_MODULES:
+        cls = getattr(builtins, name, None)
+    elif module == _OWN_MODULE or _OSLO_ALIASES.get(module) == _OWN_MODULE:
+        cls = getattr(exceptions, name, None)
+    elif module in allowed:
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError as exc:
+            LOG.warning("cannot rebuild remote exception %s.%s: %s", module, name, exc)
+            return None
+    else:
+        return None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        return cls
+    return None
+
+
+def deserialize(data: str, allowed_modules: Iterable[str] = ()) -> Exception:
+    """Rebuild the exception a ``failure`` string describes (or a RemoteError)."""
+    try:
+        failure = json.loads(data)
+        if not isinstance(failure, dict):
+            raise ValueError("not an object")
+    except (TypeError, ValueError):
+        return exceptions.RemoteError("UnknownError", str(data)[:1000], None)
+    name = str(failure.get("class") or "Exception")
+    module = str(failure.get("module") or "")
+    message = str(failure.get("message") or "")
+    tb_lines = failure.get("tb") or []
+    tb_text = "".join(tb_lines) if isinstance(tb_lines, list) else str(tb_lines)
+    cls = _lookup_class(module, name, allowed_modules)
+    if cls is None:
+        return exceptions.RemoteError(name, message, tb_text or None)
+    args = failure.get("args") or []
+    kwargs = failure.get("kwargs") or {}
+    try:
+        exc = cls(*args, **kwargs) if isinstance(args, list) and isinstance(kwargs, dict) \
+            else cls(message)
+    except Exception:  # the class's constructor does not take what the wire sent
+        try:
+            exc = cls(message)
+        except Exception:
+            return exceptions.RemoteError(name, message, tb_text or None)
+    remote_message = message + ("\n" + tb_text if tb_text else "")
+    remote_cls = type(name + REMOTE_SUFFIX, (cls,),
+                      {"__str__": lambda self: remote_message,
+                       "__module__": cls.__module__ + REMOTE_SUFFIX})
+    try:
+        exc.__class__ = remote_cls
+    except TypeError:  # builtins cannot change class; keep the type, carry the message
+        exc.args = (remote_message,) + tuple(exc.args[1:])
+    exc.remote_traceback = tb_text or None
+    return exc

@@ -1,0 +1,241 @@
+"""An in-process message broker with AMQP-like exchanges, bindings and queues.
+
+It holds messages as bytes, delivers them from one thread per broker (as a real driver's I/O
+thread would), round-robins a queue's consumers, keeps messages for queues without consumers and
+drops messages routed nowhere. It exists for ``fake://`` and users' unit tests.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import threading
+import time
+from typing import Callable
+
+LOG = logging.getLogger(__name__)
+
+
+class FakeMessage:
+    """A delivery from the fake broker; ack and requeue are thread-safe."""
+
+    __slots__ = ("body", "_queue", "_broker", "_settled", "expires_at")
+
+    def __init__(self, body: bytes, expires_at: float | None = None) -> None:
+        self.body = body
+        self.expires_at = expires_at
+        self._queue: "FakeQueue | None" = None
+        self._broker: "FakeBroker | None" = None
+        self._settled = False
+
+    def ack(self) -> None:
+        self._settled = True
+
+    def requeue(self) -> None:
+        if self._settled or self._broker is None or self._queue is None:
+            return
+        self._settled = True
+        again = FakeMessage(self.body, self.expires_at)
+        self._broker._requeue(self._queue, again)
+
+
+class Consumer:
+    """One subscription to a queue."""
+
+    __slots__ = ("callback", "active", "busy")
+
+    def __init__(self, callback: Callable[[FakeMessage], None]) -> None:
+        self.callback = callback
+        self.active = True
+        self.busy = 0
+
+
+class FakeQueue:
+    __slots__ = ("name", "messages", "consumers", "rr", "exclusive_owner")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.messages: collections.deque[FakeMessage] = collections.deque()
+        self.consumers: list[Consumer] = []
+        self.rr = itertools.count()
+
+
+class FakeBroker:
+    """Exchanges (topic: exact key match; fanout: every bound queue) and queues."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cond = threading.Condition()
+        self._queues: dict[str, FakeQueue] = {}
+        # exchange name -> routing key -> queue names ("" key for fanout exchanges)
+        self._bindings: dict[str, dict[str, set[str]]] = {}
+        self._fanout: set[str] = set()
+        self._ready: collections.deque[FakeQueue] = collections.deque()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # topology
+    def declare_queue(self, name: str) -> None:
+        with self._cond:
+            if name not in self._queues:
+                self._queues[name] = FakeQueue(name)
+
+    def bind(self, exchange: str, key: str, queue: str, *, fanout: bool = False) -> None:
+        with self._cond:
+            if fanout:
+                self._fanout.add(exchange)
+                key = ""
+            self._bindings.setdefault(exchange, {}).setdefault(key, set()).add(queue)
+
+    def delete_queue(self, name: str) -> None:
+        with self._cond:
+            self._queues.pop(name, None)
+            for keys in self._bindings.values():
+                for queues in keys.values():
+                    queues.discard(name)
+
+    def has_queue(self, name: str) -> bool:
+        with self._cond:
+            return name in self._queues
+
+    def queue_depth(self, name: str) -> int:
+        with self._cond:
+            queue = self._queues.get(name)
+            return len(queue.messages) if queue else 0
+
+    # publishing
+    def publish(self, exchange: str, key: str, body: bytes, ttl: float | None = None) -> int:
+        """Route ``body``; returns how many queues received it."""
+        expires_at = None if ttl is None else time.monotonic() + ttl
+        with self._cond:
+            if exchange == "":
+                names = {key} if key in self._queues else set()
+            else:
+                keys = self._bindings.get(exchange, {})
+                names = keys.get("" if exchange in self._fanout else key, set())
+            routed = 0
+            for name in names:
+                queue = self._queues.get(name)
+                if queue is None:
+                    continue
+                queue.messages.append(FakeMessage(body, expires_at))
+                routed += 1
+                self._mark_ready(queue)
+            return routed
+
+    def _requeue(self, queue: FakeQueue, message: FakeMessage) -> None:
+        with self._cond:
+            if self._queues.get(queue.name) is queue:
+                queue.messages.appendleft(message)
+                self._mark_ready(queue)
+
+    # consuming
+    def consume(self, queue_name: str, callback: Callable[[FakeMessage], None]) -> Consumer:
+        consumer = Consumer(callback)
+        with self._cond:
+            queue = self._queues.get(queue_name)
+            if queue is None:
+                raise LookupError(f"no queue {queue_name!r} on fake broker {self.name!r}")
+            queue.consumers.append(consumer)
+            self._mark_ready(queue)
+        return consumer
+
+    def cancel(self, consumers: list[Consumer]) -> None:
+        """Stop consumers; returns once none of their callbacks is running."""
+        in_delivery_thread = threading.current_thread() is self._thread
+        with self._cond:
+            for consumer in consumers:
+                consumer.active = False
+                for queue in self._queues.values():
+                    if consumer in queue.consumers:
+                        queue.consumers.remove(consumer)
+            if not in_delivery_thread:
+                self._cond.wait_for(lambda: all(c.busy == 0 for c in consumers), timeout=30)
+
+    def _mark_ready(self, queue: FakeQueue) -> None:
+        # caller holds the lock
+        if queue.messages and queue.consumers:
+            self._ready.append(queue)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._deliver_forever,
+                                                name=f"msgbus-fake-{self.name}", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _next_delivery(self) -> tuple[Consumer, FakeMessage, FakeQueue] | None:
+        # caller holds the lock; returns None when there is nothing to deliver now
+        while self._ready:
+            queue = self._ready[0]
+            if not queue.consumers or not queue.messages or \
+                    self._queues.get(queue.name) is not queue:
+                self._ready.popleft()
+                continue
+            message = queue.messages.popleft()
+            if not queue.messages:
+                self._ready.popleft()
+            if message.expires_at is not None and message.expires_at < time.monotonic():
+                continue
+            consumer = queue.consumers[next(queue.rr) % len(queue.consumers)]
+            consumer.busy += 1
+            return consumer, message, queue
+        return None
+
+    def _deliver_forever(self) -> None:
+        while True:
+            with self._cond:
+                item = self._next_delivery()
+                while item is None:
+                    if self._closed:
+                        return
+                    self._cond.wait()
+                    item = self._next_delivery()
+            consumer, message, queue = item
+            message._queue, message._broker = queue, self
+            try:
+                consumer.callback(message)
+            except Exception:
+                LOG.exception("fake broker: consumer of %s raised", queue.name)
+            finally:
+                with self._cond:
+                    consumer.busy -= 1
+                    self._cond.notify_all()
+
+    def reset(self) -> None:
+        """Drop every queue, binding and consumer; the delivery thread ends."""
+        with self._cond:
+            for queue in self._queues.values():
+                for consumer in queue.consumers:
+                    consumer.active = False
+            self._queues.clear()
+            self._bindings.clear()
+            self._fanout.clear()
+            self._ready.clear()
+            self._closed = True
+            self._cond.notify_all()
+
+
+class BrokerRegistry:
+    """The fake brokers of a process, one per URL: transports naming the same URL meet there."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._brokers: dict[str, FakeBroker] = {}
+
+    def get(self, name: str) -> FakeBroker:
+        with self._lock:
+            broker = self._brokers.get(name)
+            if broker is None:
+                broker = self._brokers[name] = FakeBroker(name)
+            return broker
+
+    def reset(self) -> None:
+        with self._lock:
+            brokers, self._brokers = list(self._brokers.values()), {}
+        for broker in brokers:
+            broker.reset()
+
+
+#: The process's fake brokers. Deliberately process-wide: it is what lets a client transport and a
+#: server transport made separately find each other. :func:`msgbus.fake.reset` empties it.
+REGISTRY = BrokerRegistry()

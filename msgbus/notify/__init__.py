@@ -1,0 +1,1 @@
+"""Notifications: the Notifier and notification listeners."""

@@ -1,0 +1,124 @@
+"""RPC server: consume a target's requests, dispatch them to endpoints, send replies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from msgbus import envelope, failures
+from msgbus.driver.base import IncomingMessage, Listener
+from msgbus.exceptions import (ExpectedException, MessageSerializationError, NoSuchMethod,
+                               RPCDispatcherError, UnsupportedVersion)
+from msgbus.executors.base import Executor
+from msgbus.recent_ids import RecentIds
+from msgbus.rpc.dispatcher import RPCAccessPolicyBase, RPCDispatcher
+from msgbus.rpc.heartbeat import HeartbeatScheduler
+from msgbus.serializer import Serializer
+from msgbus.server import MessageHandlingServer
+from msgbus.target import Target
+from msgbus.transport import Transport
+
+LOG = logging.getLogger(__name__)
+
+__all__ = ["RPCServer", "get_rpc_server"]
+
+_MIN_HEARTBEAT_INTERVAL = 0.05
+
+
+class RPCServer(MessageHandlingServer):
+    """Serves ``target`` (topic and server required) with ``dispatcher``'s endpoints.
+
+    Requests are acknowledged on receipt (at most once, as oslo.messaging does); a malformed or
+    duplicate message is logged and dropped; an endpoint's exception goes back to the caller.
+    """
+
+    def __init__(self, transport: Transport, target: Target, dispatcher: RPCDispatcher,
+                 executor: str | type[Executor] = "threading") -> None:
+        target.require("topic", "server", why="for an RPC server's target")
+        super().__init__(transport, executor)
+        self.target = target
+        self.dispatcher = dispatcher
+        self._recent = RecentIds(self.conf.rpc_duplicate_window)
+        self._heartbeats = HeartbeatScheduler()
+        self._send_tb = self.conf.rpc_send_remote_traceback
+
+    def _create_listener(self) -> Listener:
+        return self.transport.listen(self.target, self._on_incoming)
+
+    def _on_incoming(self, incoming: IncomingMessage) -> None:
+        incoming.ack()
+        try:
+            message = envelope.decode(incoming.body)
+        except envelope.MalformedMessage as exc:
+            LOG.error("RPC server %s dropped a malformed message: %s (first bytes: %r)",
+                      self.target, exc, bytes(incoming.body[:120]))
+            return
+        unique_id = message.get("_unique_id")
+        if isinstance(unique_id, str) and self._recent.seen(unique_id):
+            LOG.warning("RPC server %s dropped duplicate message %s", self.target, unique_id)
+            return
+        self._submit(self._process, message)
+
+    def _process(self, message: dict) -> None:
+        msg_id = message.pop("_msg_id", None)
+        reply_q = message.pop("_reply_q", None)
+        monitor = message.pop("_timeout", None)
+        ctxt = envelope.unpack_context(message)
+        ctxt["client_timeout"] = monitor
+        wants_reply = isinstance(msg_id, str) and isinstance(reply_q, str)
+        beat_handle = None
+        if wants_reply and isinstance(monitor, (int, float)) and monitor > 0:
+            beat_handle = self._heartbeats.add(
+                max(monitor / 2, _MIN_HEARTBEAT_INTERVAL),
+                lambda: self._reply(msg_id, reply_q, None, None, ending=False))
+        try:
+            try:
+                result, failure = self.dispatcher.dispatch(ctxt, message), None
+            except ExpectedException as wrapped:
+                exc = wrapped.exc_info[1]
+                LOG.debug("expected exception in %s: %r", message.get("method"), exc)
+                result, failure = None, exc
+            except (NoSuchMethod, UnsupportedVersion, RPCDispatcherError) as exc:
+                LOG.warning("RPC server %s could not dispatch %r: %s", self.target,
+                            message.get("method"), exc)
+                result, failure = None, exc
+            except Exception as exc:
+                LOG.exception("exception in RPC method %r", message.get("method"))
+                result, failure = None, exc
+        finally:
+            if beat_handle is not None:
+                self._heartbeats.cancel(beat_handle)
+        if wants_reply:
+            self._reply(msg_id, reply_q, result, failure, ending=True)
+
+    def _reply(self, msg_id: str, reply_q: str, result: Any, failure: BaseException | None,
+               ending: bool) -> None:
+        reply = {"result": result,
+                 "failure": failures.serialize(failure, with_traceback=self._send_tb)
+                 if failure is not None else None,
+                 "ending": ending, "_msg_id": msg_id, "_unique_id": envelope.new_id()}
+        try:
+            body = envelope.encode(reply)
+        except MessageSerializationError as exc:
+            LOG.error("result of message %s cannot be encoded: %s", msg_id, exc)
+            reply["result"] = None
+            reply["failure"] = failures.serialize(exc, with_traceback=False)
+            body = envelope.encode(reply)
+        try:
+            self.transport.send_reply(reply_q, body)
+        except Exception as exc:
+            LOG.error("could not send the reply to message %s to %s: %s", msg_id, reply_q, exc)
+
+    def wait(self) -> None:
+        super().wait()
+        self._heartbeats.stop()
+
+
+def get_rpc_server(transport: Transport, target: Target, endpoints: Sequence[Any],
+                   executor: str | type[Executor] = "threading",
+                   serializer: Serializer | None = None,
+                   access_policy: type[RPCAccessPolicyBase] | RPCAccessPolicyBase | None = None,
+                   server_cls: type[RPCServer] = RPCServer) -> RPCServer:
+    """Build an RPC server for ``endpoints`` on ``target`` (call ``start()`` to serve)."""
+    dispatcher = RPCDispatcher(endpoints, serializer, access_policy)
+    return server_cls(transport, target, dispatcher, executor)
