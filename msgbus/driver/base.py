@@ -113,12 +113,19 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def listen(self, target: "Target", on_message: OnMessage) -> Listener:
-        """Consume an RPC server's topic, ``topic.server`` and fanout addresses."""
+        """Consume an RPC server's topic, ``topic.server`` and fanout addresses.
+
+        Returns once the queues exist and are bound: a message sent after ``listen`` returns
+        reaches this listener (or, for the shared topic queue, another of its consumers).
+        """
 
     @abc.abstractmethod
     def listen_for_notifications(self, targets: Sequence["Target"], pool: str | None,
                                  on_message: OnMessage) -> Listener:
-        """Consume the notification queues of ``targets``; listeners of one pool share messages."""
+        """Consume the notification queues of ``targets``; listeners of one pool share messages.
+
+        Returns once the queues exist and are bound, as for :meth:`listen`.
+        """
 
     @abc.abstractmethod
     def listen_for_replies(self, on_message: OnMessage) -> str:
