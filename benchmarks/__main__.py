@@ -1,0 +1,119 @@
+"""``python -m benchmarks [--quick] [--only fake|rabbit] [--write-results]``.
+
+Runs each contender in its own client process (``benchmarks.worker``), one after the other,
+prints the tables and ratios, and with ``--write-results`` writes ``benchmarks/RESULTS.md``.
+Exits 1 if a contender that is installed failed or a scenario errored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks import contenders, environment, report
+from benchmarks.stats import broker_pid
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+#: Bound of one contender's whole run (seconds), full and quick.
+WORKER_TIMEOUT = {False: 420.0, True: 120.0}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split(
+        "\n\n")[1] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true",
+                        help="short scenarios (about 0.3 s each): a smoke run")
+    parser.add_argument("--only", choices=("fake", "rabbit"),
+                        help="run only the in-process fake contenders or only the RabbitMQ ones")
+    parser.add_argument("--contender", action="append", metavar="NAME",
+                        help="run only this contender (repeatable); one of: "
+                             + ", ".join(contenders.names()))
+    parser.add_argument("--scenario", action="append", metavar="NAME",
+                        help="run only this scenario (repeatable), e.g. sequential, casts")
+    parser.add_argument("--write-results", action="store_true",
+                        help=f"write the report to {RESULTS.relative_to(HERE.parent)}")
+    parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    return parser.parse_args(argv)
+
+
+def run_worker(name: str, config: dict[str, Any], log_dir: Path, timeout: float) -> dict:
+    """One contender's results from its own client process (bounded by ``timeout``)."""
+    out = log_dir / f"result-{name}.json"
+    log = log_dir / f"client-{name}.log"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
+    group = dict(contenders.NAMES)[name]
+    with open(log, "wb") as log_file:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.worker", name, json.dumps(config), str(out)],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                cwd=str(HERE.parent), timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return {"contender": name, "group": group, "status": "error", "metrics": {},
+                    "errors": {}, "reason": f"did not finish in {timeout:.0f}s (log: {log})"}
+    if done.returncode != 0 or not out.exists():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-10:])
+        return {"contender": name, "group": group, "status": "error", "metrics": {},
+                "errors": {}, "reason": f"client process exited {done.returncode}: {tail}"}
+    result = json.loads(out.read_text())
+    if result.get("errors") or result.get("status") == "error":
+        result["log"] = str(log)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    names = contenders.names(args.only)
+    if args.contender:
+        unknown = set(args.contender) - set(contenders.names())
+        if unknown:
+            print(f"unknown contender(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        names = [n for n in names if n in args.contender]
+    groups = dict(contenders.NAMES)
+    with_broker = any(groups[n] == "rabbit" for n in names)
+    run_id = uuid.uuid4().hex[:8]
+    log_dir = Path(tempfile.mkdtemp(prefix=f"msgbus-bench-{run_id}-"))
+    config = {"run_id": run_id, "quick": args.quick, "log_dir": str(log_dir),
+              "broker_pid": broker_pid() if with_broker else None,
+              "scenarios": args.scenario}
+    print(f"benchmark run {run_id}: {', '.join(names)} "
+          f"({'quick' if args.quick else 'full'}; logs in {log_dir})", file=sys.stderr)
+    results: dict[str, Any] = {}
+    for name in names:
+        began = time.perf_counter()
+        results[name] = run_worker(name, config, log_dir, WORKER_TIMEOUT[args.quick])
+        result = results[name]
+        errors = f", {len(result['errors'])} error(s)" if result.get("errors") else ""
+        print(f"  {name}: {result['status']}{errors} in {time.perf_counter() - began:.1f}s",
+              file=sys.stderr)
+    info = environment.describe(with_broker)
+    for result in results.values():
+        info["versions"].update(result.get("versions", {}))
+    text = report.render(results, info)
+    print(text)
+    if args.write_results:
+        command = "python -m benchmarks" + (" --quick" if args.quick else "") + (
+            f" --only {args.only}" if args.only else "")
+        RESULTS.write_text(f"# msgbus benchmark results\n\nMade by `{command} --write-results`"
+                           f" (see README.md for what each scenario measures).\n\n{text}")
+        print(f"wrote {RESULTS}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
+    failed = [n for n, r in results.items()
+              if r.get("status") == "error" or r.get("errors")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

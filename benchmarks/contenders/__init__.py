@@ -1,0 +1,36 @@
+"""The contenders, by name: each is one messaging stack measured in its own processes."""
+
+from __future__ import annotations
+
+from benchmarks.contenders.base import Contender
+
+#: Contender names in table order, with their group (``--only fake|rabbit``).
+NAMES: tuple[tuple[str, str], ...] = (
+    ("msgbus-fake", "fake"),
+    ("oslo-fake", "fake"),
+    ("msgbus-rabbit", "rabbit"),
+    ("msgbus-pika", "rabbit"),
+    ("oslo-rabbit", "rabbit"),
+    ("raw-pika", "rabbit"),
+)
+
+
+def get(name: str) -> Contender:
+    """A new contender object for ``name`` (one of :data:`NAMES`)."""
+    from benchmarks.contenders.msgbus_contender import MsgbusContender
+    from benchmarks.contenders.oslo_contender import OsloContender
+    from benchmarks.contenders.raw_pika import RawPikaContender
+
+    if name == "raw-pika":
+        return RawPikaContender()
+    library, _, scheme = name.partition("-")
+    if library == "msgbus":
+        return MsgbusContender(scheme)
+    if library == "oslo":
+        return OsloContender(scheme)
+    raise KeyError(f"unknown contender {name!r}; known: {', '.join(n for n, _ in NAMES)}")
+
+
+def names(only: str | None = None) -> list[str]:
+    """Contender names, all or those of one group."""
+    return [name for name, group in NAMES if only in (None, group)]

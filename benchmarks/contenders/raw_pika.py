@@ -1,0 +1,215 @@
+"""Hand-written request/reply on pika's BlockingConnection: the floor any AMQP stack sits on.
+
+No envelope, no JSON, no serializer: the AMQP ``type`` property names the method, the body is the
+payload, a reply goes to the caller's exclusive reply queue with the request's correlation id.
+Every client thread has its own connection (BlockingConnection is not thread-safe); the server is
+one thread with manual acks and a prefetch window, like the RPC servers it is compared with.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.contenders.base import (
+    CALL_TIMEOUT,
+    COUNT_TIMEOUT,
+    RABBIT_HOST,
+    RABBIT_PORT,
+    Contender,
+    Session,
+)
+
+PREFETCH = 64
+
+
+def _parameters() -> Any:
+    import pika
+    return pika.ConnectionParameters(host=RABBIT_HOST, port=RABBIT_PORT,
+                                     credentials=pika.PlainCredentials("guest", "guest"))
+
+
+class _Caller:
+    """One connection with its exclusive reply queue; used by one thread only."""
+
+    def __init__(self) -> None:
+        import pika
+        self._pika = pika
+        self.connection = pika.BlockingConnection(_parameters())
+        self.channel = self.connection.channel()
+        self.reply_queue = self.channel.queue_declare("", exclusive=True).method.queue
+        self._replies: dict[str, bytes] = {}
+        self.channel.basic_consume(self.reply_queue, self._on_reply, auto_ack=True)
+
+    def _on_reply(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
+        self._replies[props.correlation_id] = body
+
+    def publish(self, routing_key: str, kind: str, body: bytes, exchange: str = "",
+                reply: bool = False) -> str:
+        correlation = uuid.uuid4().hex
+        props = self._pika.BasicProperties(
+            type=kind, correlation_id=correlation, reply_to=self.reply_queue if reply else None)
+        self.channel.basic_publish(exchange, routing_key, body, props)
+        return correlation
+
+    def call(self, routing_key: str, kind: str, body: bytes,
+             timeout: float = CALL_TIMEOUT) -> bytes:
+        correlation = self.publish(routing_key, kind, body, reply=True)
+        deadline = time.monotonic() + timeout
+        while correlation not in self._replies:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no reply to {kind} on {routing_key} in {timeout}s")
+            self.connection.process_data_events(time_limit=remaining)
+        return self._replies.pop(correlation)
+
+    def close(self) -> None:
+        if self.connection.is_open:
+            self.connection.close()
+
+
+class RawPikaSession(Session):
+    """A connection per calling thread, all closed with the session."""
+
+    def __init__(self, topic: str) -> None:
+        self._topic = topic
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._callers: list[_Caller] = []
+
+    def _caller(self) -> _Caller:
+        caller = getattr(self._local, "caller", None)
+        if caller is None:
+            caller = _Caller()
+            self._local.caller = caller
+            with self._lock:
+                self._callers.append(caller)
+        return caller
+
+    def payload(self, size: int) -> bytes:
+        return b"x" * size
+
+    def echo(self, payload: Any) -> Any:
+        return self._caller().call(self._topic, "echo", payload)
+
+    def tick(self) -> None:
+        self._caller().publish(self._topic, "tick", b"")
+
+    def fanout_tick(self) -> None:
+        self._caller().publish("", "tick", b"", exchange=f"{self._topic}_fanout")
+
+    def wait_count(self, n: int, server: str | None = None) -> int:
+        key = f"{self._topic}.{server}" if server else self._topic
+        return int(self._caller().call(key, "wait_count", str(n).encode(),
+                                       timeout=COUNT_TIMEOUT + CALL_TIMEOUT))
+
+    def close(self) -> None:
+        with self._lock:
+            callers, self._callers = self._callers, []
+        for caller in callers:
+            caller.close()
+
+
+class _RawServer:
+    """The server's message handling: echo, count, and deferred answers to ``wait_count``."""
+
+    def __init__(self, connection: Any, channel: Any) -> None:
+        import pika
+        self._pika = pika
+        self._connection = connection
+        self._channel = channel
+        self._count = 0
+        # wait_count requests not satisfied yet: (n, reply_to, correlation_id, deadline)
+        self._waiting: list[tuple[int, str, str, float]] = []
+
+    def _reply(self, reply_to: str, correlation: str, body: bytes) -> None:
+        self._channel.basic_publish("", reply_to, body,
+                                    self._pika.BasicProperties(correlation_id=correlation))
+
+    def _answer_waiters(self) -> None:
+        now = time.monotonic()
+        keep = []
+        for n, reply_to, correlation, deadline in self._waiting:
+            if self._count >= n or now >= deadline:
+                self._reply(reply_to, correlation, str(self._count).encode())
+            else:
+                keep.append((n, reply_to, correlation, deadline))
+        self._waiting = keep
+
+    def on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
+        if props.type == "echo":
+            self._reply(props.reply_to, props.correlation_id, body)
+        elif props.type == "tick":
+            self._count += 1
+            if self._waiting:
+                self._answer_waiters()
+        elif props.type == "wait_count":
+            # casts may sit in another queue (fanout): answer once they are all counted
+            self._waiting.append((int(body), props.reply_to, props.correlation_id,
+                                  time.monotonic() + COUNT_TIMEOUT))
+            self._answer_waiters()
+            if self._waiting:  # answer it at its deadline even if no cast ever comes
+                self._connection.call_later(COUNT_TIMEOUT, self._answer_waiters)
+        channel.basic_ack(method.delivery_tag)
+
+
+class RawPikaContender(Contender):
+    """Plain pika request/reply, no framework."""
+
+    name = "raw-pika"
+    group = "rabbit"
+
+    def unavailable(self) -> str | None:
+        try:
+            import pika  # noqa: F401
+        except ImportError as exc:
+            return str(exc)
+        return None
+
+    def open_session(self, topic: str) -> Session:
+        return RawPikaSession(topic)
+
+    def serve(self, topic: str, server: str, ready: Callable[[], None],
+              stop: threading.Event) -> None:
+        import pika
+        connection = pika.BlockingConnection(_parameters())
+        try:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=PREFETCH)
+            direct = f"{topic}.{server}"
+            fanout_exchange = f"{topic}_fanout"
+            channel.queue_declare(topic)
+            channel.queue_declare(direct)
+            channel.exchange_declare(fanout_exchange, "fanout", auto_delete=True)
+            fanout_queue = channel.queue_declare("", exclusive=True).method.queue
+            channel.queue_bind(fanout_queue, fanout_exchange)
+            handler = _RawServer(connection, channel)
+            for queue in (topic, direct, fanout_queue):
+                channel.basic_consume(queue, handler.on_message)
+
+            def stopper() -> None:
+                stop.wait()
+                connection.add_callback_threadsafe(channel.stop_consuming)
+
+            threading.Thread(target=stopper, name="raw-pika-stopper", daemon=True).start()
+            ready()
+            channel.start_consuming()
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def first_call_seconds(self, topic: str) -> float:
+        start = time.perf_counter()
+        caller = _Caller()
+        try:
+            caller.call(topic, "echo", b"x")
+            return time.perf_counter() - start
+        finally:
+            caller.close()
+
+    def versions(self) -> dict[str, str]:
+        return {"pika": importlib.metadata.version("pika")}
