@@ -1,0 +1,1 @@
+"""Benchmarks: msgbus against oslo.messaging and raw pika (run ``python -m benchmarks``)."""

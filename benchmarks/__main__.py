@@ -18,8 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks import contenders, environment, report
-from benchmarks.stats import broker_pid
+from benchmarks import broker, contenders, environment, report
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -41,6 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="run only this scenario (repeatable), e.g. sequential, casts")
     parser.add_argument("--write-results", action="store_true",
                         help=f"write the report to {RESULTS.relative_to(HERE.parent)}")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="record the client and server processes with py-spy during the "
+                             "scenarios and write per-process summaries to DIR")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     return parser.parse_args(argv)
 
@@ -85,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     run_id = uuid.uuid4().hex[:8]
     log_dir = Path(tempfile.mkdtemp(prefix=f"msgbus-bench-{run_id}-"))
     config = {"run_id": run_id, "quick": args.quick, "log_dir": str(log_dir),
-              "broker_pid": broker_pid() if with_broker else None,
-              "scenarios": args.scenario}
+              "broker_pid": broker.broker_pid() if with_broker else None,
+              "scenarios": args.scenario,
+              "profile_dir": str(Path(args.profile).resolve()) if args.profile else None}
     print(f"benchmark run {run_id}: {', '.join(names)} "
           f"({'quick' if args.quick else 'full'}; logs in {log_dir})", file=sys.stderr)
     results: dict[str, Any] = {}
@@ -97,6 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         errors = f", {len(result['errors'])} error(s)" if result.get("errors") else ""
         print(f"  {name}: {result['status']}{errors} in {time.perf_counter() - began:.1f}s",
               file=sys.stderr)
+        for path in result.get("profiles", []):
+            print(f"    profile: {path}", file=sys.stderr)
+    if with_broker:
+        left = broker.queues_named(run_id)
+        if left:
+            print(f"  deleting queues left behind: {', '.join(left)}", file=sys.stderr)
+            broker.delete(left, [])
+            owner = next((n for n in names if n in " ".join(left)), names[-1])
+            results[owner].setdefault("errors", {})["leftovers"] = (
+                f"queues left behind: {', '.join(left)}")
     info = environment.describe(with_broker)
     for result in results.values():
         info["versions"].update(result.get("versions", {}))

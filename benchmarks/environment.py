@@ -6,8 +6,9 @@ import datetime
 import importlib.metadata
 import os
 import platform
-import subprocess
 from typing import Any
+
+from benchmarks.broker import rabbitmq_version
 
 LIBRARIES = ("msgbus", "oslo.messaging", "kombu", "pika")
 
@@ -32,17 +33,6 @@ def memory_gib() -> float | None:
     except (OSError, ValueError):
         pass
     return None
-
-
-def rabbitmq_version() -> str | None:
-    """``rabbitmqctl version`` of the local node, or None when it cannot be asked."""
-    try:
-        done = subprocess.run(["rabbitmqctl", "version"], capture_output=True, text=True,
-                              timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = done.stdout.strip().splitlines()
-    return lines[-1].strip() if done.returncode == 0 and lines else None
 
 
 def library_versions() -> dict[str, str]:

@@ -8,7 +8,6 @@ nothing; our own CPU comes from :func:`time.process_time`.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -40,17 +39,6 @@ def proc_cpu_seconds(pid: int) -> float | None:
 def own_cpu_seconds() -> float:
     """CPU seconds (user + system, all threads) of this process so far."""
     return time.process_time()
-
-
-def broker_pid() -> int | None:
-    """The OS pid of the local RabbitMQ node (the beam.smp process), asked of rabbitmqctl."""
-    try:
-        out = subprocess.run(["rabbitmqctl", "eval", "os:getpid()."], capture_output=True,
-                             text=True, timeout=30, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    digits = "".join(ch for ch in out if ch.isdigit())
-    return int(digits) if digits else None
 
 
 @dataclass

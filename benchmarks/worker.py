@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks import contenders, scenarios
-from benchmarks.contenders.base import RABBIT_HOST, RABBIT_PORT, Contender
+from benchmarks import broker, contenders, scenarios
+from benchmarks.contenders.base import Contender
+from benchmarks.profiling import Profile, summarize
 from benchmarks.servers import start_server
 from benchmarks.stats import CpuMeter
 
@@ -27,26 +29,29 @@ def delete_leftovers(contender: Contender, topic: str, servers: list[str]) -> li
     """Delete the queues and exchanges the contender may leave for ``topic``; problems seen."""
     if contender.group != "rabbit":
         return []
-    import pika
-    problems = []
-    params = pika.ConnectionParameters(host=RABBIT_HOST, port=RABBIT_PORT,
-                                       credentials=pika.PlainCredentials("guest", "guest"))
-    try:
-        connection = pika.BlockingConnection(params)
-    except Exception as exc:  # noqa: BLE001 - reported, the run goes on
-        return [f"cleanup: cannot connect: {exc!r}"]
-    try:
-        channel = connection.channel()
-        for queue in contender.leftover_queues(topic, servers):
-            channel.queue_delete(queue)
-        for exchange in contender.leftover_exchanges(topic):
-            channel.exchange_delete(exchange)
-    except Exception as exc:  # noqa: BLE001 - reported in the results
-        problems.append(f"cleanup: {exc!r}")
-    finally:
-        if connection.is_open:
-            connection.close()
-    return problems
+    return broker.delete(contender.leftover_queues(topic, servers),
+                         contender.leftover_exchanges(topic))
+
+
+def start_profiles(name: str, servers: list[Any], out_dir: Path) -> list[Profile]:
+    """py-spy recordings of this (client) process and of the first server process."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profiles = [Profile(os.getpid(), f"{name}-client", out_dir)]
+    profiles += [Profile(srv.pid, f"{name}-server-{srv.name}", out_dir)
+                 for srv in servers if srv.pid]
+    return profiles
+
+
+def stop_profiles(profiles: list[Profile]) -> list[str]:
+    """Stop the recordings (once) and write their summaries; the summaries' paths."""
+    written = []
+    while profiles:
+        profile = profiles.pop(0)
+        profile.stop()
+        summary = profile.path.with_suffix(".txt")
+        summary.write_text(summarize(profile.path) + "\n")
+        written.append(str(summary))
+    return written
 
 
 def run(name: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -70,11 +75,14 @@ def run(name: str, config: dict[str, Any]) -> dict[str, Any]:
 
     servers = []
     session = None
+    profiles: list[Profile] = []
     try:
         servers.append(server("s1"))
         session = contender.open_session(topic)
         meter = CpuMeter([srv.pid for srv in servers if srv.pid], config.get("broker_pid"))
         bench = scenarios.Bench(contender, session, topic, sizes, meter, server)
+        if config.get("profile_dir"):
+            profiles = start_profiles(name, servers, Path(config["profile_dir"]))
         only = config.get("scenarios")
         for scenario_name, scenario in scenarios.for_group(contender.group):
             if only and scenario_name not in only:
@@ -88,10 +96,12 @@ def run(name: str, config: dict[str, Any]) -> dict[str, Any]:
                 result["errors"][scenario_name] = f"{type(exc).__name__}: {exc}"
             LOG.info("%s: %s took %.1fs", name, scenario_name, time.perf_counter() - began)
         result["status"] = "ok"
+        result["profiles"] = stop_profiles(profiles)
     except Exception as exc:  # noqa: BLE001 - recorded as this contender's error
         LOG.error("%s failed:\n%s", name, traceback.format_exc())
         result.update(status="error", reason=f"{type(exc).__name__}: {exc}")
     finally:
+        stop_profiles(profiles)
         if session is not None:
             try:
                 session.close()
