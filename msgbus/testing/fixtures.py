@@ -1,0 +1,130 @@
+"""Pytest fixtures behind the conformance suite; usable in any project's tests.
+
+A test module sets ``transport_url`` (a fixture returning the URL) and gets ``bus``: a factory of
+transports, servers and clients on unique topics that stops and cleans up everything it made.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any, Callable, Iterator, Sequence
+
+import pytest
+
+import msgbus
+import msgbus.fake
+from msgbus.driver.base import Capability
+from msgbus.rpc.client import RPCClient
+from msgbus.rpc.server import RPCServer
+from msgbus.transport import Transport
+
+#: Upper bound for any wait in the suite (seconds): generous for a loaded CI machine.
+WAIT = 30.0
+
+
+class Bus:
+    """Makes transports, servers and clients for one test, and tears them all down after it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._servers: list[Any] = []
+        self._transports: list[Transport] = []
+        self.test_id = uuid.uuid4().hex[:10]
+
+    def transport(self, **kwargs: Any) -> Transport:
+        """A new RPC transport on the suite's URL (closed after the test)."""
+        transport = msgbus.get_rpc_transport(url=kwargs.pop("url", self.url), **kwargs)
+        self._transports.append(transport)
+        return transport
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.transport().capabilities
+
+    def topic(self, name: str = "topic") -> str:
+        """A topic name unique to this test, so tests never see each other's messages."""
+        return f"msgbus-test-{name}-{self.test_id}"
+
+    def server(self, topic: str, endpoints: Sequence[Any], server: str = "server1",
+               transport: Transport | None = None, start: bool = True,
+               **kwargs: Any) -> RPCServer:
+        """An RPC server for ``endpoints`` on ``topic``, started unless ``start=False``."""
+        srv = msgbus.get_rpc_server(transport or self.transport(),
+                                    msgbus.Target(topic=topic, server=server), endpoints, **kwargs)
+        self._servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    def client(self, topic: str, transport: Transport | None = None,
+               **kwargs: Any) -> RPCClient:
+        """An RPC client for ``topic`` with a default timeout of :data:`WAIT` seconds."""
+        kwargs.setdefault("timeout", WAIT)
+        target = msgbus.Target(topic=topic, **{k: kwargs.pop(k) for k in
+                                               ("exchange", "namespace", "version", "server",
+                                                "fanout") if k in kwargs})
+        return msgbus.get_rpc_client(transport or self.transport(), target, **kwargs)
+
+    def track(self, server: Any) -> Any:
+        """Stop and wait ``server`` (any MessageHandlingServer) after the test."""
+        self._servers.append(server)
+        return server
+
+    def close(self) -> None:
+        for srv in reversed(self._servers):
+            srv.stop()
+        for srv in reversed(self._servers):
+            srv.wait()
+        for transport in reversed(self._transports):
+            transport.cleanup()
+
+
+class Recorder:
+    """Collects events from endpoints and lets a test wait for a condition on them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.events: list[Any] = []
+
+    def add(self, event: Any) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float = WAIT) -> bool:
+        """Wait until ``predicate(events)`` holds; False if it did not within ``timeout``."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.events), timeout)
+
+    def wait_count(self, n: int, timeout: float = WAIT) -> list[Any]:
+        """Wait for at least ``n`` events and return a copy; fails the test on timeout."""
+        if not self.wait_for(lambda events: len(events) >= n, timeout):
+            pytest.fail(f"expected {n} events within {timeout}s, got {len(self.events)}: "
+                        f"{self.events[:10]!r}")
+        with self._cond:
+            return list(self.events)
+
+
+@pytest.fixture
+def bus(transport_url: str) -> Iterator[Bus]:
+    """Transports, servers and clients on ``transport_url`` for one test, cleaned up after it."""
+    b = Bus(transport_url)
+    try:
+        yield b
+    finally:
+        b.close()
+        if transport_url.startswith("fake:"):
+            msgbus.fake.reset()
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+def require(bus: Bus, capability: Capability) -> None:
+    """Mark the running test as not applicable (xfail, visible in the report) without ``capability``."""
+    if capability not in bus.capabilities:
+        pytest.xfail(f"driver for {bus.url.split(':', 1)[0]}:// does not declare capability "
+                     f"{capability.value!r}")

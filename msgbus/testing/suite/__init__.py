@@ -1,0 +1,7 @@
+"""The conformance suite: ``from msgbus.testing.suite import *`` in a driver's test module.
+
+Every class here is a group of pytest scenarios that use the ``bus`` fixture, which needs a
+``transport_url`` fixture from the importing module.
+"""
+
+from msgbus.testing.suite.rpc import *  # noqa: F401,F403
