@@ -5,6 +5,7 @@ point group and are chosen by the transport URL's scheme (``fake://``, ``rabbit:
 """
 
 from msgbus import exceptions, serializer, target, transport
+from msgbus.rpc import dispatcher
 from msgbus.exceptions import (ClientSendError, ConfigurationError, DriverLoadFailure,
                                ExecutorLoadFailure, ExpectedException, InvalidTarget,
                                InvalidTransportURL, MessageDeliveryFailure,
@@ -35,5 +36,5 @@ __all__ = [
     "RequestContextSerializer", "Serializer", "MessageHandlingServer", "Target",
     "NotificationTransport", "RPCTransport", "Transport", "TransportHost", "TransportOptions",
     "TransportURL", "get_rpc_transport", "get_transport", "set_transport_defaults",
-    "exceptions", "serializer", "target", "transport",
+    "exceptions", "serializer", "target", "transport", "dispatcher",
 ]

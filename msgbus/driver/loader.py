@@ -51,6 +51,9 @@ def check_driver_class(cls: Any, name: str) -> None:
 
 def load_driver_class(name: str) -> type[Driver]:
     """The driver class registered under ``name`` (a URL scheme), checked."""
+    # Checked first so that a typo gets our error alone, not also a stevedore warning.
+    if name not in installed(DRIVER_GROUP):
+        raise DriverLoadFailure(name, _unknown("transport driver", name, DRIVER_GROUP))
     try:
         mgr = sd_driver.DriverManager(DRIVER_GROUP, name, invoke_on_load=False)
     except sd_driver.NoMatches:
@@ -63,6 +66,8 @@ def load_driver_class(name: str) -> type[Driver]:
 
 def load_executor_class(name: str) -> type:
     """The executor class registered under ``name``."""
+    if name not in installed(EXECUTOR_GROUP):
+        raise ExecutorLoadFailure(name, _unknown("executor", name, EXECUTOR_GROUP))
     try:
         return sd_driver.DriverManager(EXECUTOR_GROUP, name, invoke_on_load=False).driver
     except sd_driver.NoMatches:

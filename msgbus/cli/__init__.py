@@ -1,0 +1,1 @@
+"""The ``msgbus`` command line tool."""
