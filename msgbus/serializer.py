@@ -1,4 +1,4 @@
-"""Serializers: turn the arguments, results and context of a message into JSON-able values and back."""
+"""Serializers: turn a message's arguments, results and context into JSON-able values and back."""
 
 from __future__ import annotations
 

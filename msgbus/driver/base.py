@@ -109,7 +109,7 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def send_notification(self, target: "Target", body: bytes, *,
                           retry: int | None = None) -> None:
-        """Publish a notification to ``target.topic`` (``<topic>.<priority>``), stored until read."""
+        """Publish a notification to ``target.topic`` (``<topic>.<priority>``); kept until read."""
 
     @abc.abstractmethod
     def listen(self, target: "Target", on_message: OnMessage) -> Listener:

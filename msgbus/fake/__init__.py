@@ -1,4 +1,4 @@
-"""The in-process ``fake://`` transport: a real driver for unit tests and demos, no broker needed."""
+"""The in-process ``fake://`` transport: a real driver for tests and demos, no broker needed."""
 
 from msgbus.fake.broker import REGISTRY, FakeBroker
 from msgbus.fake.driver import FakeDriver

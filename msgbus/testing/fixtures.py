@@ -124,7 +124,7 @@ def recorder() -> Recorder:
 
 
 def require(bus: Bus, capability: Capability) -> None:
-    """Mark the running test as not applicable (xfail, visible in the report) without ``capability``."""
+    """Mark the running test as not applicable (a visible xfail) without ``capability``."""
     if capability not in bus.capabilities:
         pytest.xfail(f"driver for {bus.url.split(':', 1)[0]}:// does not declare capability "
                      f"{capability.value!r}")

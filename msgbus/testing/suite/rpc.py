@@ -151,7 +151,7 @@ class TestDelivery:
         client = bus.client(topic)
         for i in range(1000):
             client.cast({}, "note", value=i)
-        events = recorder.wait_count(1000, timeout=60)
+        recorder.wait_count(1000, timeout=60)
         client.call({}, "echo", value="barrier")
         values = [v for _, v in recorder.events if v != "barrier"]
         assert sorted(values) == list(range(1000))
