@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -99,12 +100,7 @@ class _CallContext:
         self.target.require("topic", why="to send a message")
         self._publish(envelope.encode(self._message(ctxt, method, kwargs)), None)
 
-    def call(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
-        """Invoke ``method(**kwargs)`` on one server and return its result.
-
-        Raises the remote exception (rebuilt when allowed, else RemoteError), or MessagingTimeout
-        when no reply comes within ``timeout`` (or no heartbeat within call_monitor_timeout).
-        """
+    def _prepare_call(self, ctxt: Any, method: str, kwargs: dict) -> tuple:
         self.target.require("topic", why="to send a message")
         if self.target.fanout:
             raise InvalidTarget("A call cannot be used with fanout", self.target)
@@ -117,15 +113,39 @@ class _CallContext:
         msg["_msg_id"] = msg_id
         msg["_reply_q"] = waiter.address
         msg["_timeout"] = self.call_monitor_timeout
-        body = envelope.encode(msg)
-        pending = waiter.register(msg_id)
+        return waiter, envelope.encode(msg), timeout, waiter.register(msg_id)
+
+    def call(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
+        """Invoke ``method(**kwargs)`` on one server and return its result.
+
+        Raises the remote exception (rebuilt when allowed, else RemoteError), or MessagingTimeout
+        when no reply comes within ``timeout`` (or no heartbeat within call_monitor_timeout).
+        """
+        waiter, body, timeout, pending = self._prepare_call(ctxt, method, kwargs)
         try:
             self._publish(body, timeout)
         except BaseException:
-            waiter.forget(msg_id)
+            waiter.forget(pending.msg_id)
             raise
         result = waiter.wait(pending, timeout or None, self.call_monitor_timeout)
         return self.serializer.deserialize_entity(ctxt, result)
+
+    async def call_async(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
+        """:meth:`call` for asyncio: awaits the reply without blocking the event loop."""
+        waiter, body, timeout, pending = self._prepare_call(ctxt, method, kwargs)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._publish, body, timeout)
+        except BaseException:
+            waiter.forget(pending.msg_id)
+            raise
+        result = await waiter.wait_async(pending, timeout or None, self.call_monitor_timeout)
+        return self.serializer.deserialize_entity(ctxt, result)
+
+    async def cast_async(self, ctxt: Any, method: str, **kwargs: Any) -> None:
+        """:meth:`cast` for asyncio: the send runs off the event loop."""
+        self.target.require("topic", why="to send a message")
+        body = envelope.encode(self._message(ctxt, method, kwargs))
+        await asyncio.get_running_loop().run_in_executor(None, self._publish, body, None)
 
 
 class RPCClient(_CallContext):

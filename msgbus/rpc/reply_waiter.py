@@ -8,6 +8,7 @@ client can await the same futures).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import threading
@@ -32,6 +33,34 @@ class PendingCall:
         self.future: concurrent.futures.Future = concurrent.futures.Future()
         self.last_heartbeat = time.monotonic()
         self.partial_result: Any = None
+
+
+class _CallClock:
+    """The deadlines of one call: the overall timeout and the call monitor's."""
+
+    def __init__(self, pending: PendingCall, timeout: float | None,
+                 call_monitor_timeout: float | None) -> None:
+        self.pending = pending
+        self.start = time.monotonic()
+        self.deadline = None if timeout is None else self.start + timeout
+        self.monitor = call_monitor_timeout
+
+    def next_wait(self) -> float | None:
+        """Seconds to wait for the next event, or raise MessagingTimeout when time is up."""
+        now = time.monotonic()
+        wait_for = None if self.deadline is None else self.deadline - now
+        if self.monitor:
+            monitor_left = self.pending.last_heartbeat + self.monitor - now
+            wait_for = monitor_left if wait_for is None else min(wait_for, monitor_left)
+        if wait_for is not None and wait_for <= 0:
+            waited = now - self.start
+            if self.deadline is not None and now >= self.deadline:
+                raise MessagingTimeout(f"Timed out waiting for a reply to message ID "
+                                       f"{self.pending.msg_id} after {waited:.3g}s")
+            raise MessagingTimeout(f"Timed out waiting for a reply to message ID "
+                                   f"{self.pending.msg_id}: no heartbeat from the server for "
+                                   f"{self.monitor:.3g}s (call_monitor_timeout)")
+        return wait_for
 
 
 class ReplyWaiter:
@@ -60,32 +89,28 @@ class ReplyWaiter:
              call_monitor_timeout: float | None) -> Any:
         """Block until the reply, raising the remote failure or MessagingTimeout."""
         try:
-            start = time.monotonic()
-            deadline = None if timeout is None else start + timeout
+            clock = _CallClock(pending, timeout, call_monitor_timeout)
             while True:
-                now = time.monotonic()
-                wait_for = None if deadline is None else deadline - now
-                if call_monitor_timeout:
-                    monitor_left = pending.last_heartbeat + call_monitor_timeout - now
-                    wait_for = monitor_left if wait_for is None else min(wait_for, monitor_left)
-                if wait_for is not None and wait_for <= 0:
-                    self._raise_timeout(pending, start, deadline)
                 try:
-                    return pending.future.result(wait_for)
+                    return pending.future.result(clock.next_wait())
                 except concurrent.futures.TimeoutError:
                     continue
         finally:
             self.forget(pending.msg_id)
 
-    @staticmethod
-    def _raise_timeout(pending: PendingCall, start: float, deadline: float | None) -> None:
-        waited = time.monotonic() - start
-        if deadline is not None and time.monotonic() >= deadline:
-            raise MessagingTimeout(f"Timed out waiting for a reply to message ID "
-                                   f"{pending.msg_id} after {waited:.3g}s")
-        raise MessagingTimeout(f"Timed out waiting for a reply to message ID {pending.msg_id}: "
-                               f"no heartbeat from the server for {waited:.3g}s "
-                               "(call_monitor_timeout)")
+    async def wait_async(self, pending: PendingCall, timeout: float | None,
+                         call_monitor_timeout: float | None) -> Any:
+        """Await the reply without blocking the event loop; same outcomes as :meth:`wait`."""
+        try:
+            clock = _CallClock(pending, timeout, call_monitor_timeout)
+            future = asyncio.wrap_future(pending.future)
+            while True:
+                try:
+                    return await asyncio.wait_for(asyncio.shield(future), clock.next_wait())
+                except asyncio.TimeoutError:
+                    continue
+        finally:
+            self.forget(pending.msg_id)
 
     def _on_reply(self, incoming: IncomingMessage) -> None:
         incoming.ack()
