@@ -1,0 +1,221 @@
+"""Consuming a listener's queues on its own :class:`IoConnection`, restored after every reconnect.
+
+The consumer declares its exchanges and queues from the shared specs, binds them, starts one
+basic.consume per queue and calls the listener's ``on_message`` from the I/O thread for each
+delivery. After a lost connection (or a queue deleted under it) it declares and consumes again;
+reply and fanout queues keep their names, so callers and fanout senders never notice.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+from typing import Any, Sequence
+
+from pika.channel import Channel
+from pika.exceptions import ChannelClosedByBroker
+
+from msgbus.driver.amqp import QueueSpec
+from msgbus.driver.base import OnMessage
+from msgbus.exceptions import MessageDeliveryFailure
+from msgbus_pika.declarations import bind_queue, declare_exchange, declare_queue
+from msgbus_pika.io_connection import IoConnection, State, describe_error
+from msgbus_pika.message import PikaMessage
+
+LOG = logging.getLogger(__name__)
+
+
+def _ignore(*_args: Any) -> None:
+    """Reply to a method whose answer needs no handling."""
+
+
+class QueueConsumer:
+    """The queues of one listener, consumed on one channel of ``conn`` (an observer of it)."""
+
+    def __init__(self, conn: IoConnection, specs: Sequence[QueueSpec], on_message: OnMessage,
+                 private: Sequence[str] = ()) -> None:
+        self._conn = conn
+        self._specs = list(specs)
+        self._queues = list(dict.fromkeys(spec.name for spec in specs))
+        self._on_message = on_message
+        self._private = list(private)
+        self._prefetch = conn.settings.amqp.prefetch
+        self._channel: Channel | None = None
+        self._stopped = False
+        self._reopen_on_close = False
+        self._started: concurrent.futures.Future = concurrent.futures.Future()
+        self._stop_future: concurrent.futures.Future | None = None
+        conn.add_observer(self)
+
+    @property
+    def queues(self) -> list[str]:
+        return list(self._queues)
+
+    # -- any thread ---------------------------------------------------------------------------
+
+    def start(self, timeout: float) -> None:
+        """Connect, declare and consume; return once consuming, or raise after ``timeout``."""
+        self._conn.start()
+        try:
+            self._started.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise MessageDeliveryFailure(
+                f"could not consume queue(s) {', '.join(self._queues)} within {timeout:g}s: "
+                f"{self._conn.last_error or 'no connection to ' + self._conn.address}") from None
+
+    def stop(self, timeout: float) -> None:
+        """Stop delivering and delete the private queues; no callback runs once this returns.
+
+        From the I/O thread itself (a callback stopping its own listener) it only stops
+        delivering and leaves the deletions to the I/O thread.
+        """
+        if self._conn.in_loop_thread():
+            self._stop_now(None)
+            return
+        future = self._conn.submit(self._stop_now)
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            LOG.warning("%s: the broker did not confirm deleting %s within %.1fs",
+                        self._conn.name, ", ".join(self._private) or "nothing", timeout)
+        except Exception as exc:
+            LOG.warning("%s: stopping failed: %s", self._conn.name, describe_error(exc))
+
+    def settle(self, message: PikaMessage, requeue: bool) -> None:
+        """Ack or requeue ``message`` in the I/O thread (inline when already there)."""
+        self._conn.run_in_loop(functools.partial(self._settle_now, message, requeue))
+
+    # -- I/O thread: connection events ----------------------------------------------------------
+
+    def on_open(self, connection: Any) -> None:
+        if not self._stopped:
+            connection.channel(on_open_callback=self._setup)
+
+    def on_lost(self, reason: BaseException) -> None:
+        self._channel = None
+
+    def on_attempt_failed(self, error: str) -> None:
+        pass
+
+    def on_closing(self) -> None:
+        self._stopped = True
+        if not self._started.done():
+            self._started.set_exception(MessageDeliveryFailure(
+                f"listener on {', '.join(self._queues)} closed before it was set up"))
+
+    # -- I/O thread: channel ------------------------------------------------------------------
+
+    def _setup(self, channel: Channel) -> None:
+        if self._stopped or channel.connection is not self._conn.connection:
+            if channel.is_open:
+                channel.close()
+            return
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_cancel_callback(self._on_broker_cancel)
+        if self._prefetch:
+            channel.basic_qos(prefetch_count=self._prefetch, callback=_ignore)
+        exchanges: set[str] = set()
+        queues: set[str] = set()
+        for spec in self._specs:
+            if spec.exchange is not None and spec.exchange.name not in exchanges:
+                exchanges.add(spec.exchange.name)
+                declare_exchange(channel, spec.exchange, _ignore)
+            if spec.name not in queues:
+                queues.add(spec.name)
+                declare_queue(channel, spec, _ignore)
+            if spec.exchange is not None:
+                bind_queue(channel, spec, _ignore)
+        last = len(self._queues) - 1
+        for i, name in enumerate(self._queues):
+            done = functools.partial(self._on_consuming, channel) if i == last else _ignore
+            channel.basic_consume(name, self._on_delivery, callback=done)
+
+    def _on_consuming(self, channel: Channel, _frame: Any) -> None:
+        if channel is not self._channel:
+            return
+        if not self._started.done():
+            self._started.set_result(None)
+        else:
+            LOG.info("%s: consuming %s again", self._conn.name, ", ".join(self._queues))
+
+    def _on_delivery(self, channel: Channel, method: Any, properties: Any, body: bytes) -> None:
+        if self._stopped or channel is not self._channel:
+            return  # left unacknowledged: the broker requeues it when the channel closes
+        try:
+            self._on_message(PikaMessage(body, channel, method.delivery_tag, self))
+        except Exception:
+            LOG.exception("%s: listener callback failed", self._conn.name)
+
+    def _settle_now(self, message: PikaMessage, requeue: bool) -> None:
+        if message.settled:
+            return
+        message.settled = True
+        channel = message.channel
+        if channel is not self._channel or not channel.is_open:
+            # The channel it came on is gone: the broker has already requeued it.
+            LOG.debug("%s: not settling %r: its channel is closed", self._conn.name, message)
+            return
+        if requeue:
+            channel.basic_nack(message.delivery_tag, requeue=True)
+        else:
+            channel.basic_ack(message.delivery_tag)
+
+    def _on_broker_cancel(self, frame: Any) -> None:
+        channel = self._channel
+        if self._stopped or channel is None:
+            return
+        LOG.warning("%s: the broker cancelled consuming (a queue of %s was deleted?); "
+                    "declaring and consuming again", self._conn.name, ", ".join(self._queues))
+        self._reopen_on_close = True
+        if channel.is_open:
+            channel.close()
+
+    def _on_channel_closed(self, channel: Channel, reason: BaseException) -> None:
+        if channel is not self._channel:
+            return
+        self._channel = None
+        stop_future = self._stop_future
+        if stop_future is not None and not stop_future.done():
+            stop_future.set_result(None)
+        if self._stopped:
+            return
+        if isinstance(reason, ChannelClosedByBroker):
+            if not self._started.done():
+                self._started.set_exception(MessageDeliveryFailure(
+                    f"the broker at {self._conn.address} refused to set up queue(s) "
+                    f"{', '.join(self._queues)}: {describe_error(reason)}"))
+                return
+            delay = self._conn.settings.amqp.retry_interval
+            LOG.error("%s: channel closed by the broker at %s (%s); setting up again in %.1fs",
+                      self._conn.name, self._conn.address, describe_error(reason), delay)
+            self._conn.call_later(delay, self._reopen)
+        elif self._reopen_on_close:
+            self._reopen_on_close = False
+            self._reopen()
+        # otherwise the connection is gone: on_open sets everything up again
+
+    def _reopen(self) -> None:
+        connection = self._conn.connection
+        if not self._stopped and self._channel is None and connection is not None \
+                and connection.is_open:
+            connection.channel(on_open_callback=self._setup)
+
+    def _stop_now(self, future: concurrent.futures.Future | None) -> None:
+        self._stopped = True  # from here on no delivery reaches on_message
+        channel = self._channel
+        if channel is None or not channel.is_open or self._conn.state is not State.OPEN \
+                or not self._private:
+            if future is not None:
+                future.set_result(None)
+            return
+        self._stop_future = future
+        last = len(self._private) - 1
+        for i, name in enumerate(self._private):
+            done: Any = _ignore
+            if i == last and future is not None:
+                def done(_frame: Any, future: concurrent.futures.Future = future) -> None:
+                    if not future.done():
+                        future.set_result(None)
+            channel.queue_delete(name, callback=done)

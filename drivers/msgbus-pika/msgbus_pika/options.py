@@ -1,0 +1,91 @@
+"""The pika driver's options (group ``msgbus_pika``) and the settings one transport runs with.
+
+The AMQP options shared with the kombu driver come from :mod:`msgbus.driver.amqp`; the few below
+are pika's own. Any of them can be overridden per transport in the URL's query string, for
+example ``pika://guest:guest@127.0.0.1:5672/?rabbit_retry_interval=0.1&heartbeat_timeout_threshold=10``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from typing import Any, Mapping
+
+from oslo_config import cfg
+
+from msgbus.driver.amqp import AmqpSettings, amqp_opts, register_amqp_opts
+from msgbus.exceptions import ConfigurationError
+
+LOG = logging.getLogger(__name__)
+
+#: The option group of this driver.
+GROUP = "msgbus_pika"
+
+pika_opts = [
+    cfg.FloatOpt("reply_missing_queue_timeout", default=60.0, min=0,
+                 help="Seconds a server keeps retrying a reply whose reply queue does not exist "
+                      "(the broker returned it as unroutable) before it logs an error and drops "
+                      "the reply. The caller may be reconnecting and re-declaring its queue."),
+    cfg.FloatOpt("listen_timeout", default=60.0, min=0.1,
+                 help="Seconds a new server, notification listener or first call waits for its "
+                      "queues to be declared, bound and consumed (connecting as needed) before "
+                      "failing with a clear error."),
+    cfg.FloatOpt("blocked_connection_timeout", default=60.0, min=0,
+                 help="Seconds a connection may stay blocked by a broker resource alarm "
+                      "(connection.blocked) before it is dropped and re-established; 0 waits "
+                      "forever."),
+    cfg.FloatOpt("shutdown_timeout", default=10.0, min=0.1,
+                 help="Seconds stopping a listener or closing a transport waits for the broker to "
+                      "confirm the cancellations and queue deletions before closing anyway."),
+]
+
+_ALL_OPTS = {opt.dest: opt for opt in [*amqp_opts, *pika_opts]}
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the shared AMQP options and pika's own in group ``msgbus_pika`` (idempotent)."""
+    register_amqp_opts(conf, GROUP)
+    conf.register_opts(pika_opts, group=GROUP)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Entry point ``oslo.config.opts``: every option of the driver, for sample config files."""
+    return [(GROUP, copy.deepcopy([*amqp_opts, *pika_opts]))]
+
+
+def _coerce(opt: cfg.Opt, key: str, text: str) -> Any:
+    try:
+        value = opt.type(text)
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"invalid value {text!r} for URL option {key!r}: {exc}") from None
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class PikaSettings:
+    """Everything a pika transport needs to know from configuration and its URL's query."""
+
+    amqp: AmqpSettings
+    reply_missing_queue_timeout: float
+    listen_timeout: float
+    blocked_connection_timeout: float
+    shutdown_timeout: float
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts,
+                  query: Mapping[str, str] | None = None) -> "PikaSettings":
+        """Read group ``msgbus_pika``; URL query options (same names) win over it."""
+        register_opts(conf)
+        query = dict(query or {})
+        unknown = sorted(set(query) - set(_ALL_OPTS))
+        if unknown:
+            LOG.warning("pika transport URL: ignoring unknown option(s) %s; known: %s",
+                        ", ".join(unknown), ", ".join(sorted(_ALL_OPTS)))
+        amqp = AmqpSettings.from_conf(conf, GROUP, query)
+        group = conf[GROUP]
+        values = {opt.dest: getattr(group, opt.dest) for opt in pika_opts}
+        for opt in pika_opts:
+            if opt.dest in query:
+                values[opt.dest] = _coerce(opt, opt.dest, query[opt.dest])
+        return cls(amqp=amqp, **values)
