@@ -1,0 +1,345 @@
+"""Connections to the broker: the URL's hosts, failover, reconnect backoff, one link's life.
+
+A :class:`Connector` turns the transport URL into broker endpoints and opens kombu connections,
+trying the hosts in failover order. A :class:`Link` is one open connection with one channel,
+used by a single thread at a time (a publisher slot or a consumer thread). :class:`RetryBudget`
+holds the ``retry`` rule (None: forever, 0: never, N: at most N) and the backoff between tries.
+No message ever names a password: endpoints describe themselves as ``host:port``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import random
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import amqp
+import amqp.exceptions
+import kombu
+
+from msgbus.driver.amqp import ExchangeSpec, QueueSpec, reconnect_delays
+from msgbus.exceptions import ConfigurationError
+from msgbus.transport_url import TransportURL
+from msgbus_kombu.options import Settings
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_PORT = 5672
+
+#: Errors that mean the connection is gone (or never came up): reconnect and retry.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError,
+    OSError, EOFError)
+#: Errors the broker raised on one channel (the connection is still fine).
+CHANNEL_ERRORS: tuple[type[BaseException], ...] = (amqp.exceptions.ChannelError,)
+
+
+class ConnectFailed(Exception):
+    """No host of the URL accepted a connection; ``str()`` names the addresses tried."""
+
+    def __init__(self, message: str, errors: list[BaseException]) -> None:
+        super().__init__(message)
+        #: The error of each host, in the order tried.
+        self.errors = errors
+
+
+class Stopped(Exception):
+    """The driver or listener is shutting down: give up waiting."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """One broker address with its credentials (the password is never shown)."""
+
+    host: str
+    port: int
+    user: str
+    password: str = dataclasses.field(repr=False)
+    vhost: str
+
+    def describe(self) -> str:
+        """``host:port``, fit for log lines and error messages."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def endpoints_from_url(url: TransportURL) -> list[Endpoint]:
+    """The URL's hosts as endpoints; missing parts default to localhost:5672, guest/guest, ``/``."""
+    vhost = url.virtual_host or "/"
+    hosts = url.hosts or []
+    if not hosts:
+        return [Endpoint("localhost", DEFAULT_PORT, "guest", "guest", vhost)]
+    out = []
+    for host in hosts:
+        out.append(Endpoint(host.hostname or "localhost", host.port or DEFAULT_PORT,
+                            host.username if host.username is not None else "guest",
+                            host.password if host.password is not None else "guest", vhost))
+    return out
+
+
+def ssl_options(settings: Settings, endpoint: Endpoint) -> dict[str, Any] | bool:
+    """py-amqp's ``ssl`` argument for ``endpoint``: False, or the TLS options (CA verified)."""
+    amqp_settings = settings.amqp
+    if not amqp_settings.ssl:
+        return False
+    opts: dict[str, Any] = {}
+    for key, path in (("ca_certs", amqp_settings.ssl_ca_file),
+                      ("certfile", amqp_settings.ssl_cert_file),
+                      ("keyfile", amqp_settings.ssl_key_file)):
+        if path:
+            if not os.path.exists(path):
+                raise ConfigurationError(f"TLS file {path!r} ({key}) does not exist")
+            opts[key] = path
+    if amqp_settings.ssl_verify:
+        opts["cert_reqs"] = ssl.CERT_REQUIRED
+        opts["server_hostname"] = endpoint.host
+    else:
+        opts["cert_reqs"] = ssl.CERT_NONE
+    return opts
+
+
+class Connector:
+    """Opens connections to the URL's hosts, failing over from one to the next."""
+
+    def __init__(self, url: TransportURL, settings: Settings) -> None:
+        self.settings = settings
+        self.endpoints = endpoints_from_url(url)
+        for endpoint in self.endpoints:  # validate TLS files early, with a clear error
+            ssl_options(settings, endpoint)
+        self._next = 0
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+
+    def describe(self) -> str:
+        """The broker addresses (no credentials), e.g. ``127.0.0.1:5672,10.0.0.2:5672``."""
+        return ",".join(e.describe() for e in self.endpoints)
+
+    def _order(self) -> list[Endpoint]:
+        with self._lock:
+            start = self._next
+        endpoints = self.endpoints[start:] + self.endpoints[:start]
+        if self.settings.kombu.failover_strategy == "shuffle" and len(endpoints) > 1:
+            random.shuffle(endpoints)
+        return endpoints
+
+    def _prefer(self, endpoint: Endpoint) -> None:
+        with self._lock:
+            self._next = self.endpoints.index(endpoint)
+
+    def _advance(self, endpoint: Endpoint) -> None:
+        with self._lock:
+            if self.endpoints[self._next] == endpoint:
+                self._next = (self._next + 1) % len(self.endpoints)
+
+    def open(self, purpose: str) -> Link:
+        """Connect to the first host that answers (each host tried once); raise ConnectFailed."""
+        texts: list[str] = []
+        errors: list[BaseException] = []
+        for endpoint in self._order():
+            try:
+                link = self._open_one(endpoint, purpose)
+            except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
+                errors.append(exc)
+                texts.append(f"{endpoint.describe()}: {_describe_error(exc)}")
+                self._advance(endpoint)
+                continue
+            self._prefer(endpoint)
+            return link
+        raise ConnectFailed("; ".join(texts), errors)
+
+    def _open_one(self, endpoint: Endpoint, purpose: str) -> Link:
+        amqp_settings = self.settings.amqp
+        name = f"{self.settings.kombu.connection_name_prefix}:{os.getpid()}:{purpose}:" \
+               f"{next(self._counter)}"
+        kconn = kombu.Connection(
+            hostname=endpoint.host, port=endpoint.port, userid=endpoint.user,
+            password=endpoint.password, virtual_host=endpoint.vhost,
+            ssl=ssl_options(self.settings, endpoint), heartbeat=amqp_settings.heartbeat or 0,
+            connect_timeout=amqp_settings.connect_timeout, transport="pyamqp",
+            transport_options={"client_properties": {"connection_name": name,
+                                                     "product": "msgbus-kombu"}})
+        try:
+            kconn.connect()
+            return Link(kconn, endpoint, self.settings)
+        except BaseException:
+            _collect(kconn)
+            raise
+
+
+def _collect(kconn: kombu.Connection) -> None:
+    try:
+        kconn.collect()
+    except Exception:  # noqa: BLE001 - tearing down a broken connection: nothing to report
+        LOG.debug("error collecting a broken connection", exc_info=True)
+
+
+def _describe_error(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
+
+
+class Link:
+    """One AMQP connection with one channel, used by one thread at a time.
+
+    Remembers what it declared (exchanges, queues, bindings) so repeated sends do not declare
+    again; a new Link (after a reconnect) starts with an empty memory.
+    """
+
+    def __init__(self, kconn: kombu.Connection, endpoint: Endpoint, settings: Settings) -> None:
+        self.kconn = kconn
+        self.endpoint = endpoint
+        self.settings = settings
+        self.conn: amqp.Connection = kconn.connection  # connects now if not yet connected
+        self.transport = self.conn.transport
+        self.sock: socket.socket = self.conn.sock
+        self._io_timeout = settings.io_timeout
+        self._read_timeout = self._io_timeout
+        self.sock.settimeout(self._io_timeout)
+        self.channel: amqp.Channel = self._new_channel()
+        self.declared: set[Any] = set()
+        self.closed = False
+
+    def _new_channel(self) -> amqp.Channel:
+        channel = self.conn.channel()
+        channel.auto_decode = False  # bodies stay bytes, as the core expects
+        return channel
+
+    def limit_read_timeout(self, seconds: float | None) -> None:
+        """Make blocking reads give up after ``seconds`` (None: back to the I/O timeout)."""
+        wanted = self._io_timeout if seconds is None else max(0.001, min(seconds,
+                                                                        self._io_timeout))
+        if abs(wanted - self._read_timeout) > 0.05:
+            self.sock.settimeout(wanted)
+            self._read_timeout = wanted
+
+    # reading
+    def buffered(self) -> bool:
+        """Whether bytes were already read from the socket but not yet handled (py-amqp's
+        partial-frame buffer, or decrypted TLS data): a poll of the socket would not show them."""
+        if self.transport._read_buffer:
+            return True
+        pending = getattr(self.sock, "pending", None)
+        return bool(pending is not None and pending())
+
+    def pending(self) -> bool:
+        """Whether a frame (or part of one) is waiting to be read, without blocking."""
+        if self.buffered():
+            return True
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable)
+
+    def read_frame(self) -> None:
+        """Read and dispatch one frame (blocks up to the socket's I/O timeout)."""
+        self.conn.blocking_read(None)
+
+    def drain_pending(self) -> None:
+        """Handle every frame already waiting (heartbeats, a close from the broker)."""
+        while self.pending():
+            self.read_frame()
+
+    def heartbeat_check(self) -> None:
+        """Send a heartbeat if due; raise if the broker has been silent for too long."""
+        self.kconn.heartbeat_check(rate=self.settings.kombu.heartbeat_rate)
+
+    # declaring
+    def declare_exchange(self, spec: ExchangeSpec) -> None:
+        if spec.name == "" or ("x", spec.name) in self.declared:
+            return
+        self.channel.exchange_declare(spec.name, spec.type, durable=spec.durable,
+                                      auto_delete=spec.auto_delete)
+        self.declared.add(("x", spec.name))
+
+    def declare_queue(self, spec: QueueSpec) -> None:
+        """Declare the queue (and its exchange and binding), once per link."""
+        if ("q", spec.name) not in self.declared:
+            self.channel.queue_declare(spec.name, durable=spec.durable, exclusive=False,
+                                       auto_delete=spec.auto_delete,
+                                       arguments=dict(spec.arguments) or None)
+            self.declared.add(("q", spec.name))
+        if spec.exchange is not None:
+            self.declare_exchange(spec.exchange)
+            key = ("b", spec.name, spec.exchange.name, spec.routing_key)
+            if key not in self.declared:
+                self.channel.queue_bind(spec.name, spec.exchange.name, spec.routing_key)
+                self.declared.add(key)
+
+    def forget_exchange(self, name: str) -> None:
+        """Drop a remembered declaration (the broker deleted the exchange, e.g. auto-delete)."""
+        self.declared.discard(("x", name))
+
+    def reopen_channel(self) -> None:
+        """Open a fresh channel after the broker closed ours (a channel error)."""
+        old = self.channel
+        try:
+            if old.is_open:
+                old.close()
+        except CONNECTION_ERRORS + CHANNEL_ERRORS:
+            pass
+        self.channel = self._new_channel()
+        self.declared.clear()
+
+    # closing
+    def close(self, timeout: float = 2.0) -> None:
+        """Close politely, waiting at most ``timeout`` for the broker; never raises."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.sock.settimeout(timeout)
+            self.conn.close()
+        except Exception:  # noqa: BLE001 - the link is going away either way
+            LOG.debug("error closing connection to %s", self.endpoint.describe(), exc_info=True)
+        _collect(self.kconn)
+
+    def abort(self) -> None:
+        """Drop the connection without talking to the broker (it is broken)."""
+        if self.closed:
+            return
+        self.closed = True
+        _collect(self.kconn)
+
+
+class RetryBudget:
+    """How many more times to try, and how long to wait before the next try.
+
+    ``retry`` None retries forever, 0 never, N at most N times; ``deadline`` (monotonic) bounds
+    the total time as well; ``stop`` (an Event) aborts the wait with :class:`Stopped`.
+    """
+
+    def __init__(self, settings: Settings, retry: int | None, deadline: float | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.retry = None if retry is None or retry < 0 else retry
+        self.deadline = deadline
+        self.stop = stop
+        self.failures = 0
+        self._delays: Iterator[float] = reconnect_delays(settings.amqp)
+
+    def exhausted(self) -> bool:
+        """True when no further try is allowed (after :meth:`failed`)."""
+        if self.retry is not None and self.failures > self.retry:
+            return True
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def failed(self) -> bool:
+        """Count a failure; wait out the backoff and return True to try again, False if spent."""
+        self.failures += 1
+        if self.exhausted():
+            return False
+        delay = next(self._delays)
+        if self.deadline is not None:
+            delay = min(delay, max(0.0, self.deadline - time.monotonic()))
+        if self.stop is not None:
+            if self.stop.wait(delay):
+                raise Stopped()
+        else:
+            time.sleep(delay)
+        return not (self.deadline is not None and time.monotonic() >= self.deadline)

@@ -1,0 +1,442 @@
+"""Consuming: one connection and one thread per listener, restored after every reconnect.
+
+A :class:`ConsumerThread` declares its queues (with their exchanges and bindings), consumes them
+and hands each delivery to the listener callback on its own thread. It sends and checks AMQP
+heartbeats itself, reconnects with backoff (failing over across the URL's hosts) and then
+declares and consumes again, so a server keeps serving through a broker restart.
+
+Acknowledgements: a delivery acked on the consumer thread (the RPC server and the reply waiter
+do so inside the callback) is acked at once; from any other thread the ack is queued and the
+consumer thread is woken through a pipe to send it, because a py-amqp connection must not be
+written by two threads at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import amqp.exceptions
+
+from msgbus.driver.amqp import QueueSpec, reconnect_delays
+from msgbus.driver.base import IncomingMessage, Listener
+from msgbus.exceptions import ConfigurationError, MessagingException
+from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, ConnectFailed,
+                                     Connector, Link)
+from msgbus_kombu.options import Settings
+
+LOG = logging.getLogger(__name__)
+
+#: Errors at connection time that retrying will not fix (credentials, vhost, permissions).
+FATAL_CONNECT_ERRORS = (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed)
+
+
+class Delivery:
+    """One message handed to a listener callback (an IncomingMessage); ``ack``/``requeue``
+    from any thread."""
+
+    __slots__ = ("body", "_owner", "_tag", "_generation")
+
+    def __init__(self, body: bytes, owner: ConsumerThread, tag: int, generation: int) -> None:
+        self.body = body
+        self._owner = owner
+        self._tag = tag
+        self._generation = generation
+
+    def ack(self) -> None:
+        self._owner.settle(self._tag, self._generation, False)
+
+    def requeue(self) -> None:
+        self._owner.settle(self._tag, self._generation, True)
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self._tag} of {self._owner.purpose}>"
+
+
+class ConsumerThread:
+    """A connection consuming ``queues`` for one listener, on its own thread.
+
+    ``private`` names the queues that belong to this listener alone (fanout, reply): they are
+    deleted when it stops. ``no_ack`` consumes without acknowledgements (replies).
+    """
+
+    def __init__(self, connector: Connector, settings: Settings, queues: Sequence[QueueSpec],
+                 on_message: Callable[[IncomingMessage], None], *, purpose: str,
+                 private: Sequence[str] = (), no_ack: bool = False,
+                 driver_stop: threading.Event | None = None) -> None:
+        self.purpose = purpose
+        self._connector = connector
+        self._settings = settings
+        self._queues = list(queues)
+        self._names = list(dict.fromkeys(q.name for q in self._queues))
+        self._private = list(private)
+        self._on_message = on_message
+        self._no_ack = no_ack
+        self._driver_stop = driver_stop
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._attempted = threading.Event()
+        self._callbacks_done = threading.Event()
+        self._first_error: BaseException | None = None
+        self._declared_once = False
+        self._link: Link | None = None
+        self._generation = 0
+        self._unsettled: set[int] = set()
+        self._commands: collections.deque[tuple[int, int, bool]] = collections.deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._wake_pending = False
+        self._pipe_lock = threading.Lock()
+        self._ident: int | None = None
+        self._thread = threading.Thread(target=self._run, name=f"msgbus-kombu-{purpose}",
+                                        daemon=True)
+
+    # lifecycle
+    def start(self, wait: str = "ready") -> None:
+        """Start the thread; ``wait`` "ready" returns once consuming (raising a fatal first
+        error), "attempt" once the first connection attempt ended either way."""
+        self._thread.start()
+        if wait == "attempt":
+            self._attempted.wait()
+            return
+        while not self._ready.wait(0.5):
+            if self._first_error is not None or not self._thread.is_alive() or \
+                    self._stopping():
+                break
+        if not self._ready.is_set():
+            self.stop()
+            error = self._first_error
+            if isinstance(error, MessagingException):
+                raise error
+            raise MessagingException(f"{self.purpose}: could not start consuming: {error}")
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def stop(self) -> None:
+        """Stop consuming; returns when no callback is running or will start.
+
+        Deliveries already handed out can still be settled for ``listener_drain_timeout``
+        seconds, then the connection closes (unsettled ones go back to their queue).
+        """
+        self._stop.set()
+        self._wake()
+        if threading.get_ident() == self._ident or not self._thread.is_alive():
+            return
+        waited = 0.0
+        while not self._callbacks_done.wait(30.0):
+            waited += 30.0
+            if not self._thread.is_alive():
+                break
+            LOG.warning("%s: still waiting after %.0fs for a listener callback to return",
+                        self.purpose, waited)
+
+    def join(self, timeout: float) -> None:
+        """Wait for the thread to end (after :meth:`stop`)."""
+        if self._thread.is_alive() and threading.get_ident() != self._ident:
+            self._thread.join(timeout)
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or (self._driver_stop is not None
+                                       and self._driver_stop.is_set())
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless stopped first; True when stopping."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self._stopping():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._stop.wait(min(left, 0.25))
+
+    # acknowledgements
+    def settle(self, tag: int, generation: int, requeue: bool) -> None:
+        """Ack (or requeue) a delivery once; stale ones (from before a reconnect) are ignored."""
+        if self._no_ack:
+            return
+        if generation != self._generation:
+            LOG.debug("%s: ignoring settle of delivery %s from a lost connection (the broker "
+                      "requeued it)", self.purpose, tag)
+            return
+        try:
+            self._unsettled.remove(tag)
+        except KeyError:
+            return  # settled already
+        if threading.get_ident() == self._ident:
+            self._settle_now(tag, requeue)
+        else:
+            self._commands.append((generation, tag, requeue))
+            self._wake()
+
+    def _settle_now(self, tag: int, requeue: bool) -> None:
+        link = self._link
+        if link is None:
+            return
+        try:
+            if requeue:
+                link.channel.basic_reject(tag, True)
+            else:
+                link.channel.basic_ack(tag)
+        except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
+            LOG.info("%s: could not settle delivery %s (%s); the broker will redeliver it",
+                     self.purpose, tag, exc)
+
+    def _run_commands(self) -> None:
+        commands = self._commands
+        while commands:
+            generation, tag, requeue = commands.popleft()
+            if generation == self._generation:
+                self._settle_now(tag, requeue)
+
+    def _wake(self) -> None:
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        with self._pipe_lock:
+            if self._wake_w < 0:
+                return
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError as exc:
+                if exc.errno != errno.EAGAIN:
+                    raise
+
+    def _clear_wake(self) -> None:
+        # Empty the pipe first, then allow new wake-ups: commands queued in between are run
+        # by the loop right after this, so none is left waiting without a wake-up.
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except OSError:
+            pass
+        self._wake_pending = False
+
+    # deliveries
+    def _on_deliver(self, message: amqp.Message) -> None:
+        tag = message.delivery_info["delivery_tag"]
+        if self._stopping():
+            if not self._no_ack:
+                self._link.channel.basic_reject(tag, True)  # type: ignore[union-attr]
+            return
+        if not self._no_ack:
+            self._unsettled.add(tag)
+        try:
+            self._on_message(Delivery(message.body, self, tag, self._generation))
+        except Exception:  # a callback must never kill the consumer
+            LOG.exception("%s: listener callback failed", self.purpose)
+
+    # the thread
+    def _run(self) -> None:
+        self._ident = threading.get_ident()
+        delays = reconnect_delays(self._settings.amqp)
+        try:
+            while not self._stopping():
+                try:
+                    link = self._setup()
+                except (ConnectFailed, *CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+                    if self._handle_setup_error(exc):
+                        return
+                    delay = next(delays)
+                    LOG.error("%s: cannot consume from the AMQP broker at %s: %s; retrying in "
+                              "%.1fs", self.purpose, self._connector.describe(), exc, delay)
+                    self._attempted.set()
+                    if self._wait(delay):
+                        return
+                    continue
+                delays = reconnect_delays(self._settings.amqp)
+                if self._ready.is_set():
+                    LOG.info("%s: consuming again from %s after reconnecting", self.purpose,
+                             link.endpoint.describe())
+                self._ready.set()
+                self._attempted.set()
+                try:
+                    self._serve(link)
+                except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+                    self._link = None
+                    link.abort()
+                    if self._stopping():
+                        return
+                    LOG.warning("%s: connection to %s lost (%s); reconnecting", self.purpose,
+                                link.endpoint.describe(), exc)
+                    continue
+                self._finish(link)
+                return
+        except Exception:
+            LOG.exception("%s: consumer thread failed", self.purpose)
+        finally:
+            self._callbacks_done.set()
+            self._attempted.set()
+            if self._link is not None:
+                self._link.abort()
+                self._link = None
+            self._delete_private_elsewhere()
+            self._close_pipe()
+
+    def _handle_setup_error(self, exc: BaseException) -> bool:
+        """Record a first error that retrying cannot fix; True when the thread should end."""
+        if self._ready.is_set():
+            return False
+        causes = exc.errors if isinstance(exc, ConnectFailed) else [exc]
+        if all(isinstance(e, FATAL_CONNECT_ERRORS) for e in causes) or \
+                isinstance(exc, CHANNEL_ERRORS):
+            self._first_error = ConfigurationError(
+                f"{self.purpose}: the AMQP broker at {self._connector.describe()} refused: "
+                f"{exc}")
+            LOG.error("%s", self._first_error)
+            return True
+        return False
+
+    def _setup(self) -> Link:
+        link = self._connector.open(self.purpose)
+        try:
+            prefetch = self._settings.amqp.prefetch
+            if prefetch and not self._no_ack:
+                link.channel.basic_qos(0, prefetch, False)
+            for spec in self._queues:
+                link.declare_queue(spec)
+            self._declared_once = True
+            self._generation += 1
+            self._unsettled = set()
+            self._commands.clear()
+            self._link = link
+            for name in self._names:
+                link.channel.basic_consume(name, callback=self._on_deliver,
+                                           no_ack=self._no_ack)
+        except BaseException:
+            self._link = None
+            link.abort()
+            raise
+        return link
+
+    def _serve(self, link: Link) -> None:
+        """Read and dispatch until asked to stop; connection errors propagate."""
+        poller = select.poll()
+        poller.register(link.sock.fileno(), select.POLLIN)
+        wake_fd = self._wake_r
+        poller.register(wake_fd, select.POLLIN)
+        interval = self._settings.heartbeat_interval
+        next_beat = time.monotonic() + interval if interval else None
+        commands = self._commands
+        stop = self._stop
+        driver_stop = self._driver_stop
+        read_frame = link.read_frame
+        buffered = link.buffered
+        while not stop.is_set() and not (driver_stop is not None and driver_stop.is_set()):
+            if commands:
+                self._run_commands()
+            if buffered():
+                read_frame()
+                continue
+            if next_beat is None:
+                events = poller.poll()
+            else:
+                events = poller.poll(max(0.0, (next_beat - time.monotonic()) * 1000.0))
+            for fd, _ in events:
+                if fd == wake_fd:
+                    self._clear_wake()
+                else:
+                    read_frame()
+            if next_beat is not None and time.monotonic() >= next_beat:
+                link.heartbeat_check()
+                next_beat = time.monotonic() + interval  # type: ignore[operator]
+
+    def _finish(self, link: Link) -> None:
+        """Stop consuming, delete private queues, let late acks through, then close."""
+        try:
+            for tag in list(link.channel.callbacks):
+                link.channel.basic_cancel(tag)
+        except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+            LOG.info("%s: cancelling consumers failed: %s", self.purpose, exc)
+            self._callbacks_done.set()
+            self._link = None
+            link.abort()
+            return
+        self._callbacks_done.set()
+        try:
+            self._delete_private(link)
+            self._linger(link)
+        except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+            LOG.info("%s: connection ended while stopping: %s", self.purpose, exc)
+            self._link = None
+            link.abort()
+            return
+        self._link = None
+        link.close()
+        self._declared_once = False
+
+    def _delete_private(self, link: Link) -> None:
+        for name in self._private:
+            link.channel.queue_delete(name)
+        self._private = []
+
+    def _delete_private_elsewhere(self) -> None:
+        """Delete private queues over a short-lived connection (ours is gone)."""
+        if not self._private or not self._declared_once:
+            return
+        try:
+            link = self._connector.open(f"{self.purpose}-cleanup")
+        except (ConnectFailed, *CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+            LOG.info("%s: could not delete queue(s) %s (%s); the broker drops them after %ds "
+                     "unused", self.purpose, ", ".join(self._private), exc,
+                     self._settings.amqp.transient_ttl_ms // 1000)
+            return
+        try:
+            self._delete_private(link)
+        except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+            LOG.info("%s: could not delete private queues: %s", self.purpose, exc)
+        finally:
+            link.close()
+
+    def _linger(self, link: Link) -> None:
+        if self._no_ack or not self._unsettled:
+            return
+        deadline = time.monotonic() + self._settings.kombu.listener_drain_timeout
+        poller = select.poll()
+        poller.register(link.sock.fileno(), select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while self._unsettled or self._commands:
+            self._run_commands()
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._unsettled:
+                break
+            for fd, _ in poller.poll(min(left, 1.0) * 1000.0):
+                if fd == self._wake_r:
+                    self._clear_wake()
+                else:
+                    link.read_frame()
+        if self._unsettled:
+            LOG.warning("%s: %d deliveries were not settled within %.0fs of stopping; they go "
+                        "back to their queue", self.purpose, len(self._unsettled),
+                        self._settings.kombu.listener_drain_timeout)
+
+    def _close_pipe(self) -> None:
+        with self._pipe_lock:
+            fds = (self._wake_r, self._wake_w)
+            self._wake_r = self._wake_w = -1
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+class KombuListener(Listener):
+    """What ``listen`` and ``listen_for_notifications`` return: one consumer thread."""
+
+    def __init__(self, consumer: ConsumerThread, on_stop: Callable[[KombuListener], None]) -> None:
+        self.consumer = consumer
+        self._on_stop = on_stop
+
+    def stop(self) -> None:
+        self.consumer.stop()
+        self._on_stop(self)

@@ -1,0 +1,171 @@
+"""The ``rabbit://`` (and ``kombu://``) driver: msgbus on RabbitMQ, wire-compatible with
+oslo.messaging's rabbit driver.
+
+Names, flags and arguments of every exchange and queue come from :mod:`msgbus.driver.amqp`
+(the same rules the pika driver uses); this module maps the driver interface onto a pool of
+send connections (:mod:`msgbus_kombu.publisher`) and one consuming connection per listener
+(:mod:`msgbus_kombu.consumer`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+from msgbus.driver.amqp import Topology, expiration_ms
+from msgbus.driver.base import API_VERSION, Capability, Driver, Listener, OnMessage
+from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable
+from msgbus.target import Target
+from msgbus.transport_url import TransportURL
+from msgbus_kombu.connection import Connector
+from msgbus_kombu.consumer import ConsumerThread, KombuListener
+from msgbus_kombu.options import read_settings
+from msgbus_kombu.publisher import PublisherPool
+
+LOG = logging.getLogger(__name__)
+
+#: First and longest pause between tries of a reply whose queue is missing (seconds).
+_REPLY_RETRY_FIRST = 0.05
+_REPLY_RETRY_MAX = 1.0
+
+
+class KombuDriver(Driver):
+    """RabbitMQ through kombu/py-amqp: confirms on, reconnects and fails over by itself."""
+
+    api_version = API_VERSION
+    capabilities = frozenset({Capability.REQUEUE, Capability.STORE_AND_FORWARD,
+                              Capability.MANDATORY, Capability.RECONNECT})
+
+    def __init__(self, conf: cfg.ConfigOpts, url: TransportURL, default_exchange: str) -> None:
+        super().__init__(conf, url, default_exchange)
+        self.settings = read_settings(conf, url.query)
+        self.topology = Topology(self.settings.amqp, default_exchange)
+        self.connector = Connector(url, self.settings)
+        self._closing = threading.Event()
+        self.publisher = PublisherPool(self.connector, self.settings, self._closing)
+        self._lock = threading.Lock()
+        self._listeners: list[KombuListener] = []
+        self._stopped: list[ConsumerThread] = []
+        self._reply_address: str | None = None
+
+    # sending
+    def send(self, target: Target, body: bytes, *, ttl: float | None = None,
+             retry: int | None = None, mandatory: bool = False) -> None:
+        route = self.topology.route(target.exchange, str(target.topic), target.server,
+                                    bool(target.fanout))
+        deadline = time.monotonic() + ttl if ttl else None
+        self.publisher.send(route.exchange, route.routing_key, body,
+                            expiration=expiration_ms(ttl) if ttl else None,
+                            mandatory=mandatory, retry=retry, deadline=deadline)
+
+    def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
+        """Publish to the default exchange, mandatory; retry a while if the queue is missing."""
+        route = self.topology.reply_route(reply_address)
+        give_up = time.monotonic() + self.settings.kombu.reply_missing_queue_timeout
+        pause = _REPLY_RETRY_FIRST
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                self.publisher.send(route.exchange, route.routing_key, body, mandatory=True,
+                                    retry=retry)
+                if tries > 1:
+                    LOG.info("reply to %s delivered after %d tries", reply_address, tries)
+                return
+            except MessageUndeliverable:
+                left = give_up - time.monotonic()
+                if left <= 0:
+                    raise MessageUndeliverable(None, "", reply_address, body) from None
+                if tries == 1:
+                    LOG.info("reply queue %s does not exist (yet); retrying for up to %.0fs",
+                             reply_address, self.settings.kombu.reply_missing_queue_timeout)
+                if self._closing.wait(min(pause, left)):
+                    raise MessageDeliveryFailure("the transport was closed while retrying a "
+                                                 f"reply to {reply_address}") from None
+                pause = min(pause * 2, _REPLY_RETRY_MAX)
+
+    def send_notification(self, target: Target, body: bytes, *,
+                          retry: int | None = None) -> None:
+        """Publish to ``<topic>.<priority>``, declaring its queue so nothing is lost."""
+        queue = self.topology.notification_queue(target.exchange, str(target.topic))
+        self.publisher.send(queue.exchange, queue.routing_key, body, retry=retry,
+                            declare=queue)
+
+    # consuming
+    def _start(self, consumer: ConsumerThread, wait: str) -> KombuListener:
+        listener = KombuListener(consumer, self._forget)
+        with self._lock:
+            if self._closing.is_set():
+                raise MessageDeliveryFailure("the transport is closed")
+            self._listeners.append(listener)
+        try:
+            consumer.start(wait)
+        except BaseException:
+            self._forget(listener)
+            raise
+        return listener
+
+    def _forget(self, listener: KombuListener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+                self._stopped.append(listener.consumer)
+
+    def listen(self, target: Target, on_message: OnMessage) -> Listener:
+        topic, server = str(target.topic), str(target.server)
+        queues = self.topology.server_queues(target.exchange, topic, server)
+        fanout = queues[-1]
+        consumer = ConsumerThread(self.connector, self.settings, queues, on_message,
+                                  purpose=f"server:{topic}.{server}", private=[fanout.name],
+                                  driver_stop=self._closing)
+        self.publisher.start_warm_up()  # the server's replies need a send connection
+        return self._start(consumer, "ready")
+
+    def listen_for_notifications(self, targets: Sequence[Target], pool: str | None,
+                                 on_message: OnMessage) -> Listener:
+        queues = [self.topology.notification_queue(t.exchange, str(t.topic), pool)
+                  for t in targets]
+        name = pool or ",".join(dict.fromkeys(q.name for q in queues))
+        consumer = ConsumerThread(self.connector, self.settings, queues, on_message,
+                                  purpose=f"notifications:{name}", driver_stop=self._closing)
+        return self._start(consumer, "ready")
+
+    def listen_for_replies(self, on_message: OnMessage) -> str:
+        """Declare and consume this transport's reply queue.
+
+        Returns once the queue is consumed, or right after a first failed try to reach the
+        broker (the consumer keeps trying in the background; the call's send then fails or
+        times out by its own rules, so a first call never hangs here).
+        """
+        queue = self.topology.reply_queue()
+        self.publisher.start_warm_up()
+        consumer = ConsumerThread(self.connector, self.settings, [queue], on_message,
+                                  purpose=f"replies:{queue.name}", private=[queue.name],
+                                  no_ack=True, driver_stop=self._closing)
+        self._start(consumer, "attempt")
+        self._reply_address = queue.name
+        return queue.name
+
+    def close(self) -> None:
+        """Stop listeners (deleting reply and fanout queues), then close every connection."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener.stop()
+        self._closing.set()
+        self.publisher.close()
+        with self._lock:
+            consumers, self._stopped = self._stopped, []
+        bound = time.monotonic() + self.settings.kombu.listener_drain_timeout + 10.0
+        for consumer in consumers:
+            consumer.join(max(0.1, bound - time.monotonic()))
+
+    def describe(self) -> dict[str, Any]:
+        return {"driver": type(self).__name__, "url": str(self.url),
+                "brokers": self.connector.describe(),
+                "reply_queue": self._reply_address}

@@ -1,0 +1,366 @@
+"""Sending: a pool of confirm-mode connections, one sending thread per connection at a time.
+
+Each :class:`PublishSlot` owns one :class:`~msgbus_kombu.connection.Link` whose channel is in
+publisher-confirm mode. A sending thread takes a slot, publishes, and reads the broker's answer
+(ack, nack, or a return of an unroutable mandatory message) on that same connection, so there is
+no hand-off to another thread and no lock held while waiting for the broker; concurrent senders
+use different slots (up to ``rpc_conn_pool_size``). Exchange and queue declarations are
+remembered per connection, so a send declares only the first time (and again after a reconnect).
+
+A maintenance thread keeps idle slots alive: it answers heartbeats and notices a broker that
+closed them, so the next send does not trip over a dead connection.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any
+
+from amqp import spec
+from amqp.basic_message import Message
+from amqp.serialization import dumps
+
+from msgbus.driver.amqp import (CONTENT_ENCODING, CONTENT_TYPE, DELIVERY_MODE_PERSISTENT,
+                                ExchangeSpec, QueueSpec)
+from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable, MessagingTimeout
+from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, ConnectFailed,
+                                     Connector, Link, RetryBudget, Stopped)
+from msgbus_kombu.options import Settings
+
+LOG = logging.getLogger(__name__)
+
+_NOT_FOUND = 404
+
+
+class Returned(Exception):
+    """The broker returned a mandatory message: no queue was bound for it."""
+
+    def __init__(self, code: int, text: str, exchange: str, routing_key: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.code = code
+        self.text = text
+        self.exchange = exchange
+        self.routing_key = routing_key
+
+
+class Nacked(Exception):
+    """The broker refused responsibility for a message (basic.nack)."""
+
+
+def make_message(body: bytes, expiration: str | None) -> Message:
+    """An AMQP message with oslo.messaging's properties (JSON, UTF-8, persistent)."""
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a message body must be bytes, not {type(body).__name__}")
+    if expiration is None:
+        return Message(bytes(body), content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING,
+                       delivery_mode=DELIVERY_MODE_PERSISTENT)
+    return Message(bytes(body), content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING,
+                   delivery_mode=DELIVERY_MODE_PERSISTENT, expiration=expiration)
+
+
+class PublishSlot:
+    """One confirm-mode connection, used by one sending thread at a time."""
+
+    def __init__(self, connector: Connector, index: int) -> None:
+        self._connector = connector
+        self.index = index
+        self.link: Link | None = None
+        self.last_used = time.monotonic()
+        self._tag = 0
+        self._acked = 0
+        self._nacked = 0
+        self._returned: Returned | None = None
+
+    # confirm bookkeeping (called by py-amqp while this slot's thread reads)
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if delivery_tag > self._acked:
+            self._acked = delivery_tag
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        if delivery_tag > self._nacked:
+            self._nacked = delivery_tag
+        if delivery_tag > self._acked:
+            self._acked = delivery_tag
+
+    def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
+        code = getattr(exc, "code", None) or getattr(exc, "reply_code", 312)
+        text = getattr(exc, "message", None) or getattr(exc, "reply_text", None) or str(exc)
+        self._returned = Returned(code, text, exchange, routing_key)
+
+    def _setup_channel(self, link: Link) -> None:
+        channel = link.channel
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        channel.events["basic_return"].add(self._on_return)
+        self._tag = self._acked = self._nacked = 0
+
+    def connect(self) -> Link:
+        """Open this slot's connection (one try of every host); raises ConnectFailed."""
+        link = self._connector.open(f"send{self.index}")
+        try:
+            self._setup_channel(link)
+        except BaseException:
+            link.abort()
+            raise
+        self.link = link
+        return link
+
+    def reopen_channel(self) -> None:
+        """After a channel error: a fresh confirm channel on the same connection."""
+        link = self.link
+        if link is None:
+            return
+        try:
+            link.reopen_channel()
+            self._setup_channel(link)
+        except CONNECTION_ERRORS + CHANNEL_ERRORS:
+            self.abort()
+
+    def abort(self) -> None:
+        link, self.link = self.link, None
+        if link is not None:
+            link.abort()
+
+    def close(self) -> None:
+        link, self.link = self.link, None
+        if link is not None:
+            link.close()
+
+    def publish(self, exchange: ExchangeSpec | None, routing_key: str, message: Message,
+                mandatory: bool, declare: QueueSpec | None, deadline: float | None) -> None:
+        """Publish and wait for the broker's confirm (connecting first when needed).
+
+        Raises Returned (mandatory and unroutable), Nacked, ConnectFailed, or a connection or
+        channel error of py-amqp.
+        """
+        link = self.link
+        if link is None:
+            link = self.connect()
+        elif link.pending():
+            link.drain_pending()  # a close from the broker surfaces here, before we publish
+        if declare is not None:
+            link.declare_queue(declare)
+        exchange_name = ""
+        if exchange is not None:
+            link.declare_exchange(exchange)
+            exchange_name = exchange.name
+        self._returned = None
+        self._tag += 1
+        tag = self._tag
+        link.conn.frame_writer(1, link.channel.channel_id, spec.Basic.Publish,
+                               dumps("Bssbb", (0, exchange_name, routing_key, mandatory, False)),
+                               message)
+        if deadline is not None:
+            link.limit_read_timeout(deadline - time.monotonic())
+        try:
+            while self._acked < tag:
+                link.read_frame()
+                if deadline is not None and self._acked < tag and time.monotonic() > deadline:
+                    raise TimeoutError("no publisher confirm before the call's timeout")
+        finally:
+            if deadline is not None:
+                link.limit_read_timeout(None)
+        self.last_used = time.monotonic()
+        if self._nacked >= tag:
+            raise Nacked(f"the broker refused message {tag} (basic.nack)")
+        if self._returned is not None:
+            raise self._returned
+
+    def keepalive(self) -> None:
+        """Handle frames that arrived while idle and send a heartbeat when one is due."""
+        link = self.link
+        if link is None:
+            return
+        try:
+            link.drain_pending()
+            link.heartbeat_check()
+        except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
+            LOG.info("idle send connection to %s lost (%s); reconnecting on next send",
+                     link.endpoint.describe(), exc)
+            self.abort()
+
+
+class PublisherPool:
+    """Up to ``rpc_conn_pool_size`` slots; :meth:`send` retries by the ``retry`` rule."""
+
+    def __init__(self, connector: Connector, settings: Settings,
+                 stop: threading.Event) -> None:
+        self._connector = connector
+        self._settings = settings
+        self._stop = stop
+        self._size = settings.amqp.pool_size
+        self._idle: collections.deque[PublishSlot] = collections.deque()
+        self._slots: list[PublishSlot] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._warming = 0
+        self._keeper: threading.Thread | None = None
+
+    # the pool
+    def _acquire(self) -> PublishSlot:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            pass
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise MessageDeliveryFailure("the transport is closed: nothing can be sent")
+                try:
+                    return self._idle.pop()
+                except IndexError:
+                    pass
+                if self._warming:  # a connection is being opened: take it rather than open two
+                    self._cond.wait(1.0)
+                    continue
+                if len(self._slots) < self._size:
+                    slot = PublishSlot(self._connector, len(self._slots) + 1)
+                    self._slots.append(slot)
+                    self._start_keeper()
+                    return slot
+                self._cond.wait(1.0)
+
+    def _release(self, slot: PublishSlot) -> None:
+        with self._cond:
+            if self._closed:
+                slot.close()
+                return
+            self._idle.append(slot)
+            self._cond.notify()
+
+    def _start_keeper(self) -> None:
+        interval = self._settings.heartbeat_interval
+        if interval is None or self._keeper is not None:
+            return
+        self._keeper = threading.Thread(target=self._keep_alive, args=(interval,),
+                                        name="msgbus-kombu-send-heartbeat", daemon=True)
+        self._keeper.start()
+
+    def _keep_alive(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            with self._cond:
+                idle = list(self._idle)
+                self._idle.clear()
+            try:
+                for slot in idle:
+                    slot.keepalive()
+            finally:
+                with self._cond:
+                    self._idle.extend(idle)
+                    self._cond.notify(len(idle))
+
+    def warm_up(self) -> None:
+        """Open the first send connection now (while a first call sets up its reply queue);
+        a send that needs a connection meanwhile waits for this one. Errors are only logged:
+        the send retries by its own rules."""
+        with self._cond:
+            if self._slots or self._closed:
+                return
+            slot = PublishSlot(self._connector, 1)
+            self._slots.append(slot)
+            self._warming += 1
+        try:
+            slot.connect()
+        except (ConnectFailed, *CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+            LOG.debug("send connection warm-up failed: %s", exc)
+        finally:
+            with self._cond:
+                self._warming -= 1
+                self._start_keeper()
+                self._cond.notify_all()
+            self._release(slot)
+
+    def start_warm_up(self) -> None:
+        """Run :meth:`warm_up` on a short-lived thread when the pool is still empty."""
+        if self._slots or self._closed:
+            return
+        threading.Thread(target=self.warm_up, name="msgbus-kombu-warm-up", daemon=True).start()
+
+    # sending
+    def send(self, exchange: ExchangeSpec | None, routing_key: str, body: bytes, *,
+             expiration: str | None = None, mandatory: bool = False,
+             retry: int | None = None, deadline: float | None = None,
+             declare: QueueSpec | None = None) -> None:
+        """Publish ``body`` and return once the broker confirmed it.
+
+        Raises MessageUndeliverable (mandatory, no queue), MessageDeliveryFailure (the retries
+        are spent or the broker refused), MessagingTimeout (``deadline`` passed first).
+        """
+        message = make_message(body, expiration)
+        budget = RetryBudget(self._settings, retry, deadline, self._stop)
+        slot = self._acquire()
+        try:
+            refreshed = False
+            while True:
+                try:
+                    slot.publish(exchange, routing_key, message, mandatory, declare, deadline)
+                    return
+                except Returned as ret:
+                    raise MessageUndeliverable(None, ret.exchange or "", ret.routing_key,
+                                               body) from None
+                except CHANNEL_ERRORS as exc:
+                    slot.reopen_channel()
+                    if getattr(exc, "reply_code", None) == _NOT_FOUND and not refreshed:
+                        # An exchange we had declared went away (auto-delete): declare again.
+                        refreshed = True
+                        continue
+                    raise MessageDeliveryFailure(
+                        f"the AMQP broker at {self._where(slot)} refused the message to "
+                        f"exchange {self._exchange_name(exchange)!r} with routing key "
+                        f"{routing_key!r}: {exc}") from None
+                except (ConnectFailed, Nacked, *CONNECTION_ERRORS) as exc:
+                    where = self._where(slot)
+                    slot.abort()
+                    if self._closed:
+                        raise MessageDeliveryFailure("the transport was closed while "
+                                                     "sending") from None
+                    self._retry_or_raise(budget, exc, where, exchange, routing_key)
+        finally:
+            self._release(slot)
+
+    def _retry_or_raise(self, budget: RetryBudget, exc: BaseException, where: str,
+                        exchange: ExchangeSpec | None, routing_key: str) -> None:
+        try:
+            again = budget.failed()
+        except Stopped:
+            raise MessageDeliveryFailure("the transport was closed while sending") from None
+        if again:
+            LOG.warning("sending to %s failed (%s); try %d, retrying", where, exc,
+                        budget.failures + 1)
+            return
+        if budget.deadline is not None and time.monotonic() >= budget.deadline:
+            raise MessagingTimeout(
+                f"could not send to exchange {self._exchange_name(exchange)!r} with routing key "
+                f"{routing_key!r} before the timeout: the AMQP broker at {where} failed: "
+                f"{exc}") from None
+        msg = (f"could not send to exchange {self._exchange_name(exchange)!r} with routing "
+               f"key {routing_key!r}: the AMQP broker at {where} failed after "
+               f"{budget.failures} attempt(s): {exc}")
+        LOG.error("%s", msg)
+        raise MessageDeliveryFailure(msg) from None
+
+    def _where(self, slot: PublishSlot) -> str:
+        if slot.link is not None:
+            return f"{slot.link.endpoint.describe()} (vhost {slot.link.endpoint.vhost})"
+        return f"{self._connector.describe()} (vhost {self._connector.endpoints[0].vhost})"
+
+    @staticmethod
+    def _exchange_name(exchange: ExchangeSpec | None) -> str:
+        return exchange.name if exchange is not None else ""
+
+    def close(self) -> None:
+        """Close every idle connection; busy ones close when their sender is done."""
+        with self._cond:
+            self._closed = True
+            idle = list(self._idle)
+            self._idle.clear()
+            self._cond.notify_all()
+        for slot in idle:
+            slot.close()
+        keeper = self._keeper
+        if keeper is not None and keeper is not threading.current_thread():
+            keeper.join(5.0)
