@@ -1,8 +1,8 @@
 """Optional sampling profiles of the client and server processes with py-spy (``--profile DIR``).
 
-py-spy samples every thread of a running process from outside (no code change, idle threads
-left out; with --gil only the thread holding the GIL), writes collapsed stacks, and :func:`summarize` turns them into the functions that
-take the most CPU, by own time and including callees, for driver authors to act on.
+py-spy samples a running process from outside (no code change); with ``--gil`` it records only
+the thread holding the GIL, i.e. Python code on the CPU. :func:`summarize` turns the collapsed
+stacks into the functions taking the most of it, by own time and including callees.
 """
 
 from __future__ import annotations

@@ -83,6 +83,32 @@ GROUPS: dict[str, dict[str, Any]] = {
 }
 
 
+def lower_is_better(key: str) -> bool:
+    """Whether a smaller value of metric ``key`` is better (times and CPU; not rates)."""
+    return key.endswith(("_ms", "_us"))
+
+
+def best_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One contender's repeated runs merged: each metric's best value, all errors kept."""
+    ok = [run for run in runs if run.get("status") == "ok"]
+    if not ok:
+        return runs[-1]
+    merged = dict(ok[-1])
+    merged["metrics"] = {}
+    merged["errors"] = {}
+    for run in runs:
+        merged["errors"].update(run.get("errors", {}))
+    keys = {key for run in ok for key in run["metrics"]}
+    for key in keys:
+        values = [run["metrics"][key] for run in ok
+                  if run["metrics"].get(key) is not None
+                  and not math.isnan(run["metrics"][key])]
+        if values:
+            merged["metrics"][key] = min(values) if lower_is_better(key) else max(values)
+    merged["runs"] = len(runs)
+    return merged
+
+
 def fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -221,6 +247,8 @@ def render(results: dict[str, Any], info: dict[str, Any] | None = None) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
         out += [f"- date: {info['date']}",
                 f"- machine: {info['cores']} cores, {info['cpu']}, {info['memory']}, {info['os']}",
+                f"- load average (1 min) before the run: {info.get('load', '?')}; each "
+                f"contender run {info.get('repeat', 1)} time(s), best value of each metric kept",
                 f"- versions: {versions}", ""]
     titles = (("fake", "In-process fake driver (`fake://`), client and server in one process"),
               ("rabbit", "RabbitMQ at 127.0.0.1:5672, client and server(s) in separate processes"))
