@@ -1,0 +1,1 @@
+"""Tests of the rabbit:// driver (msgbus-kombu) against the real RabbitMQ."""
