@@ -28,6 +28,7 @@ from msgbus.driver.amqp import host_order, reconnect_delays
 from msgbus.transport_url import TransportHost
 from msgbus_pika.options import PikaSettings
 from msgbus_pika.parameters import connection_parameters
+from msgbus_pika.select_connection import CONNECTION_CLASS
 
 LOG = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ class IoConnection:
         try:
             params = connection_parameters(self.settings, host, self._vhost, self._context,
                                            self.name)
-            self._attempt = SelectConnection(
+            self._attempt = CONNECTION_CLASS(
                 params, on_open_callback=self._on_open, on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed, custom_ioloop=self._ioloop)
         except Exception as exc:

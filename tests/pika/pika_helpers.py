@@ -1,0 +1,134 @@
+"""Helpers of the pika:// driver tests: URLs, configuration, cleanup, endpoints, log capture."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from oslo_config import cfg
+
+import msgbus
+
+HOST, PORT = "127.0.0.1", 5672
+PIKA_URL = f"pika://guest:guest@{HOST}:{PORT}/"
+RABBIT_URL = f"rabbit://guest:guest@{HOST}:{PORT}/"
+#: URL options that make reconnects quick in tests (the defaults wait seconds between tries).
+FAST_RECONNECT = {"rabbit_retry_interval": 0.05, "rabbit_retry_backoff": 0.05,
+                  "rabbit_interval_max": 0.3}
+
+
+def pika_url(host: str = HOST, port: int = PORT, **query: Any) -> str:
+    """A pika:// URL for ``host:port`` with ``query`` options."""
+    url = f"pika://guest:guest@{host}:{port}/"
+    return url + ("?" + urlencode(query) if query else "")
+
+
+def make_conf(**overrides: Any) -> cfg.ConfigOpts:
+    """A fresh ConfigOpts with the driver's options registered and ``overrides`` set."""
+    from msgbus_pika.options import GROUP, register_opts
+    conf = cfg.ConfigOpts()
+    conf([], project="msgbus-tests", default_config_files=[], default_config_dirs=[])
+    register_opts(conf)
+    for key, value in overrides.items():
+        conf.set_override(key, value, group=GROUP)
+    return conf
+
+
+def unique(name: str) -> str:
+    """A topic name no other test (or test run) uses."""
+    return f"msgbus-pika-{name}-{uuid.uuid4().hex[:10]}"
+
+
+class Closer:
+    """Servers and transports a test made; stopped and closed after it, in reverse order."""
+
+    def __init__(self) -> None:
+        self._items: list[Callable[[], None]] = []
+
+    def transport(self, url: str = PIKA_URL, conf: cfg.ConfigOpts | None = None,
+                  **kwargs: Any) -> msgbus.Transport:
+        transport = msgbus.get_rpc_transport(conf or make_conf(), url=url, **kwargs)
+        self._items.append(transport.cleanup)
+        return transport
+
+    def server(self, transport: msgbus.Transport, topic: str, endpoints: list[Any],
+               server: str = "s1", start: bool = True, **kwargs: Any) -> msgbus.RPCServer:
+        srv = msgbus.get_rpc_server(transport, msgbus.Target(topic=topic, server=server),
+                                    endpoints, **kwargs)
+
+        def stop() -> None:
+            srv.stop()
+            srv.wait()
+        self._items.append(stop)
+        if start:
+            srv.start()
+        return srv
+
+    def add(self, fn: Callable[[], None]) -> None:
+        self._items.append(fn)
+
+    def close(self) -> None:
+        errors = []
+        for fn in reversed(self._items):
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - all cleanups run, the first error is raised
+                errors.append(exc)
+        self._items.clear()
+        if errors:
+            raise errors[0]
+
+
+class Echo:
+    """A small endpoint: echo, record casts, fail on request."""
+
+    def __init__(self, name: str = "echo") -> None:
+        self.name = name
+        self.seen: list[Any] = []
+        self._cond = threading.Condition()
+
+    def echo(self, ctxt: Any, value: Any) -> Any:
+        return value
+
+    def whoami(self, ctxt: Any) -> str:
+        return self.name
+
+    def note(self, ctxt: Any, value: Any) -> None:
+        with self._cond:
+            self.seen.append(value)
+            self._cond.notify_all()
+
+    def fail(self, ctxt: Any, message: str) -> None:
+        raise ValueError(message)
+
+    def wait_seen(self, predicate: Callable[[list[Any]], bool], timeout: float = 30.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.seen), timeout)
+
+
+class LogCapture(logging.Handler):
+    """Collects log records (for asserting that a problem was logged)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._cond = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._cond:
+            self.records.append(record)
+            self._cond.notify_all()
+
+    def messages(self, level: int = logging.DEBUG) -> list[str]:
+        with self._cond:
+            return [r.getMessage() for r in self.records if r.levelno >= level]
+
+    def wait_for(self, text: str, level: int = logging.DEBUG, timeout: float = 30.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: any(text in r.getMessage() for r in self.records if r.levelno >= level),
+                timeout)
