@@ -13,13 +13,21 @@ import pytest
 
 from msgbus.testing import rabbitmq
 
-from .helpers import HOST, PORT, RABBIT_URL, Closer, LogCapture
+from .helpers import HOST, PORT, RABBIT_URL, TOPIC_PREFIX, Closer, LogCapture, delete_entities
 
 
 @pytest.fixture(scope="session", autouse=True)
-def broker() -> None:
-    """The shared broker must answer AMQP; otherwise every test here fails (no skip)."""
+def broker() -> Iterator[None]:
+    """The shared broker must answer AMQP (otherwise every test here fails, no skip).
+
+    Afterwards the shared queues these tests made (topics ``msgbus-kombu-*``, which outlive
+    their servers by design) are deleted, unless something still consumes them.
+    """
     rabbitmq.wait_for_broker(HOST, PORT, timeout=15)
+    yield
+    leftovers = [name for name, info in rabbitmq.list_queues().items()
+                 if name.startswith(TOPIC_PREFIX) and not info.get("consumers")]
+    delete_entities(leftovers)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from oslo_config import cfg
@@ -21,18 +21,22 @@ FAST_RECONNECT = {"rabbit_retry_interval": 0.05, "rabbit_retry_backoff": 0.05,
 
 def make_conf(**overrides: Any) -> cfg.ConfigOpts:
     """A fresh ConfigOpts with the driver's options registered and ``overrides`` set."""
+    from msgbus import options as core_options
     from msgbus_kombu.options import GROUP, register_opts
-    conf = cfg.ConfigOpts()
-    conf([], project="msgbus-tests", default_config_files=[], default_config_dirs=[])
+    conf = core_options.new_conf()
     register_opts(conf)
     for key, value in overrides.items():
         conf.set_override(key, value, group=GROUP)
     return conf
 
 
+#: Every topic these tests make starts with this (the session deletes their queues at the end).
+TOPIC_PREFIX = "msgbus-kombu-"
+
+
 def unique(name: str) -> str:
     """A topic name no other test (or test run) uses."""
-    return f"msgbus-kombu-{name}-{uuid.uuid4().hex[:10]}"
+    return f"{TOPIC_PREFIX}{name}-{uuid.uuid4().hex[:10]}"
 
 
 class Closer:
@@ -124,3 +128,22 @@ class LogCapture(logging.Handler):
             return self._cond.wait_for(
                 lambda: any(text in r.getMessage() for r in self.records if r.levelno >= level),
                 timeout)
+
+
+class InteropError(Exception):
+    """An application error both sides allow to be rebuilt (its module is allowed)."""
+
+
+def delete_entities(queues: Sequence[str] = (), exchanges: Sequence[str] = ()) -> None:
+    """Delete queues and exchanges on the shared broker (e.g. durable ones a test made)."""
+    import amqp
+    conn = amqp.Connection(f"{HOST}:{PORT}", userid="guest", password="guest")
+    conn.connect()
+    try:
+        channel = conn.channel()
+        for name in queues:
+            channel.queue_delete(name)
+        for name in exchanges:
+            channel.exchange_delete(name)
+    finally:
+        conn.close()
