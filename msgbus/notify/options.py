@@ -18,9 +18,19 @@ notifier_opts = [
     cfg.IntOpt("retry", default=-1,
                help="Connection retries when sending a notification: -1 forever, 0 none, "
                     "N at most N."),
+    cfg.StrOpt("routing_config", default="",
+               help="YAML file of the 'routing' notifier driver: groups of driver names, each "
+                    "with 'accepted_events' and/or 'accepted_priorities' glob patterns."),
 ]
 
 
-def register_notifier_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the notifier options on ``conf`` (idempotent)."""
+def register_notifier_opts(conf: cfg.ConfigOpts) -> cfg.ConfigOpts:
+    """Register the notifier options on ``conf`` (idempotent) and return it."""
     conf.register_opts(notifier_opts, group=NOTIFIER_GROUP)
+    return conf
+
+
+def group(conf: cfg.ConfigOpts) -> cfg.ConfigOpts.GroupAttr:
+    """The registered notifier option group of ``conf``."""
+    register_notifier_opts(conf)
+    return getattr(conf, NOTIFIER_GROUP)

@@ -1,0 +1,1 @@
+"""The notifier drivers msgbus ships (entry point group ``msgbus.notify.drivers``)."""
