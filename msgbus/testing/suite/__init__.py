@@ -5,3 +5,4 @@ Every class here is a group of pytest scenarios that use the ``bus`` fixture, wh
 """
 
 from msgbus.testing.suite.rpc import *  # noqa: F401,F403
+from msgbus.testing.suite.notifications import *  # noqa: F401,F403
