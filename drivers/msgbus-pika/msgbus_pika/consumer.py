@@ -34,7 +34,7 @@ class QueueConsumer:
     """The queues of one listener, consumed on one channel of ``conn`` (an observer of it)."""
 
     def __init__(self, conn: IoConnection, specs: Sequence[QueueSpec], on_message: OnMessage,
-                 private: Sequence[str] = ()) -> None:
+                 private: Sequence[str] = (), max_failed_attempts: int | None = None) -> None:
         self._conn = conn
         self._specs = list(specs)
         self._queues = list(dict.fromkeys(spec.name for spec in specs))
@@ -46,6 +46,9 @@ class QueueConsumer:
         self._reopen_on_close = False
         self._started: concurrent.futures.Future = concurrent.futures.Future()
         self._stop_future: concurrent.futures.Future | None = None
+        #: fail start() after this many failed connection attempts (None: wait for the timeout)
+        self._max_failed_attempts = max_failed_attempts
+        self._failed_attempts = 0
         conn.add_observer(self)
 
     @property
@@ -96,7 +99,13 @@ class QueueConsumer:
         self._channel = None
 
     def on_attempt_failed(self, error: str) -> None:
-        pass
+        if self._started.done() or self._max_failed_attempts is None:
+            return
+        self._failed_attempts += 1
+        if self._failed_attempts >= self._max_failed_attempts:
+            self._started.set_exception(MessageDeliveryFailure(
+                f"could not consume queue(s) {', '.join(self._queues)}: cannot connect to "
+                f"{error} ({self._failed_attempts} failed attempt(s))"))
 
     def on_closing(self) -> None:
         self._stopped = True

@@ -174,12 +174,13 @@ class PikaDriver(Driver):
     # -- listening ----------------------------------------------------------------------------
 
     def _listen(self, role: str, specs: Sequence[amqp.QueueSpec], on_message: OnMessage,
-                private: Sequence[str] = ()) -> PikaListener:
+                private: Sequence[str] = (),
+                max_failed_attempts: int | None = None) -> PikaListener:
         with self._lock:
             self._check_open()
             conn = self._new_connection(role)
-            listener = PikaListener(conn, QueueConsumer(conn, specs, on_message, private),
-                                    self._forget)
+            consumer = QueueConsumer(conn, specs, on_message, private, max_failed_attempts)
+            listener = PikaListener(conn, consumer, self._forget)
             self._listeners.add(listener)
         listener.start(self.settings.listen_timeout)
         return listener
@@ -202,8 +203,11 @@ class PikaDriver(Driver):
         return self._listen(role, specs, on_message)
 
     def listen_for_replies(self, on_message: OnMessage) -> str:
+        # Made on a first call: when no host of the URL answers, the call fails at once
+        # (after one round of the hosts) instead of waiting out listen_timeout.
         spec = self.topology.reply_queue()
-        self._listen(f"replies {spec.name}", [spec], on_message, private=[spec.name])
+        self._listen(f"replies {spec.name}", [spec], on_message, private=[spec.name],
+                     max_failed_attempts=len(self._hosts))
         return spec.name
 
     # -- lifecycle ----------------------------------------------------------------------------
