@@ -6,6 +6,8 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from benchmarks.broker import rabbitmq_version
@@ -45,6 +47,20 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def source_revision() -> str:
+    """The repository's commit (``+ local changes`` when the tree differs), or "unknown"."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=30, check=True).stdout
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--",
+                                "msgbus", "drivers"], capture_output=True, text=True,
+                               timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.strip() + (" + local changes" if dirty.strip() else "")
+
+
 def describe(with_broker: bool) -> dict[str, Any]:
     """Machine, versions and date as a dict for the report."""
     memory = memory_gib()
@@ -55,6 +71,7 @@ def describe(with_broker: bool) -> dict[str, Any]:
         "memory": f"{memory:.0f} GiB" if memory else "unknown",
         "os": platform.platform(),
         "versions": library_versions(),
+        "revision": source_revision(),
     }
     if with_broker:
         info["versions"]["RabbitMQ"] = rabbitmq_version() or "unknown"

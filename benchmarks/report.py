@@ -245,7 +245,7 @@ def render(results: dict[str, Any], info: dict[str, Any] | None = None) -> str:
     out: list[str] = []
     if info:
         versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-        out += [f"- date: {info['date']}",
+        out += [f"- date: {info['date']}; msgbus tree at commit {info.get('revision', '?')}",
                 f"- machine: {info['cores']} cores, {info['cpu']}, {info['memory']}, {info['os']}",
                 f"- load average (1 min) before the run: {info.get('load', '?')}; each "
                 f"contender run {info.get('repeat', 1)} time(s), best value of each metric kept",
