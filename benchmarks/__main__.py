@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             results[owner].setdefault("errors", {})["leftovers"] = (
                 f"queues left behind: {', '.join(left)}")
     info = environment.describe(with_broker)
-    info.update(load=f"{load:.2f}", repeat=max(1, args.repeat))
+    info.update(load=f"{load:.2f}, after: {os.getloadavg()[0]:.2f}",
+                repeat=max(1, args.repeat))
     for result in results.values():
         info["versions"].update(result.get("versions", {}))
     text = report.render(results, info)

@@ -247,8 +247,9 @@ def render(results: dict[str, Any], info: dict[str, Any] | None = None) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
         out += [f"- date: {info['date']}; msgbus tree at commit {info.get('revision', '?')}",
                 f"- machine: {info['cores']} cores, {info['cpu']}, {info['memory']}, {info['os']}",
-                f"- load average (1 min) before the run: {info.get('load', '?')}; each "
-                f"contender run {info.get('repeat', 1)} time(s), best value of each metric kept",
+                f"- load average (1 min) before the run: {info.get('load', '?')} (other work "
+                f"on the machine skews the numbers); each contender run "
+                f"{info.get('repeat', 1)} time(s), best value of each metric kept",
                 f"- versions: {versions}", ""]
     titles = (("fake", "In-process fake driver (`fake://`), client and server in one process"),
               ("rabbit", "RabbitMQ at 127.0.0.1:5672, client and server(s) in separate processes"))
