@@ -195,6 +195,8 @@ class _Pipe:
         self.client = client
         self.upstream = upstream
         self._on_done = on_done
+        #: When set, data is read and thrown away in both directions (a hung network path).
+        self.frozen = False
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._pump, args=(client, upstream),
@@ -210,7 +212,8 @@ class _Pipe:
                 data = src.recv(65536)
                 if not data:
                     break
-                dst.sendall(data)
+                if not self.frozen:
+                    dst.sendall(data)
         except OSError:
             pass
         self.close(abort=False)
@@ -246,8 +249,9 @@ class TcpProxy:
 
     Point a client at :attr:`url` (or :attr:`host`/:attr:`port`) and the test controls the
     network path: :meth:`drop_all` cuts every current connection (the client sees a reset, the
-    broker a vanished peer), ``accepting = False`` closes new connections at once (a broker that
-    is down), and :meth:`stop` ends the proxy. Use it as a context manager.
+    broker a vanished peer), :meth:`freeze_all` silently stops forwarding on them (a hung path:
+    only heartbeats can tell), ``accepting = False`` closes new connections at once (a broker
+    that is down), and :meth:`stop` ends the proxy. Use it as a context manager.
     """
 
     def __init__(self, target_port: int = 5672, target_host: str = "127.0.0.1",
@@ -264,6 +268,8 @@ class TcpProxy:
         self.accepting = True
         #: How many connections the proxy has accepted and forwarded so far.
         self.connections_made = 0
+        #: How many connection attempts reached the proxy (refused ones included).
+        self.attempts = 0
         self._pipes: set[_Pipe] = set()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -297,7 +303,12 @@ class TcpProxy:
                 client, _ = self._server.accept()
             except OSError:
                 break
-            if self._stopped.is_set() or not self.accepting:
+            if self._stopped.is_set():
+                self._abort(client)
+                break
+            with self._lock:
+                self.attempts += 1
+            if not self.accepting:
                 self._abort(client)
                 continue
             try:
@@ -334,6 +345,17 @@ class TcpProxy:
             pipe.close(abort=True)
         for pipe in pipes:
             pipe.join(5.0)
+        return len(pipes)
+
+    def freeze_all(self) -> int:
+        """Stop forwarding on every current connection, keeping it open; returns how many.
+
+        New connections are forwarded as usual.
+        """
+        with self._lock:
+            pipes = list(self._pipes)
+        for pipe in pipes:
+            pipe.frozen = True
         return len(pipes)
 
     def wait_for_connections(self, count: int, timeout: float = 30.0) -> bool:

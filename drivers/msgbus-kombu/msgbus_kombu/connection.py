@@ -25,6 +25,7 @@ from typing import Any
 import amqp
 import amqp.exceptions
 import kombu
+import kombu.exceptions
 
 from msgbus.driver.amqp import ExchangeSpec, QueueSpec, reconnect_delays
 from msgbus.exceptions import ConfigurationError
@@ -38,7 +39,7 @@ DEFAULT_PORT = 5672
 #: Errors that mean the connection is gone (or never came up): reconnect and retry.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError,
-    OSError, EOFError)
+    kombu.exceptions.OperationalError, OSError, EOFError)
 #: Errors the broker raised on one channel (the connection is still fine).
 CHANNEL_ERRORS: tuple[type[BaseException], ...] = (amqp.exceptions.ChannelError,)
 
@@ -168,7 +169,8 @@ class Connector:
             transport_options={"client_properties": {"connection_name": name,
                                                      "product": "msgbus-kombu"}})
         try:
-            kconn.connect()
+            # one try of this host, no sleeping: retries and backoff are ours (RetryBudget)
+            kconn.ensure_connection(max_retries=0, reraise_as_library_errors=False)
             return Link(kconn, endpoint, self.settings)
         except BaseException:
             _collect(kconn)
@@ -187,6 +189,36 @@ def _describe_error(exc: BaseException) -> str:
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
 
 
+class BufferedReceiver:
+    """Stands in for ``sock.recv`` under py-amqp: reads up to 64 KiB per system call and hands
+    py-amqp the exact byte counts it asks for, so a frame costs one ``recv`` instead of three
+    and several frames that arrived together cost one."""
+
+    __slots__ = ("_recv", "data")
+
+    CHUNK = 65536
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._recv = sock.recv
+        self.data = b""
+
+    def __call__(self, n: int) -> bytes:
+        data = self.data
+        if data:
+            if len(data) <= n:
+                self.data = b""
+                return data
+            self.data = data[n:]
+            return data[:n]
+        if n >= self.CHUNK:
+            return self._recv(n)
+        data = self._recv(self.CHUNK)
+        if len(data) > n:
+            self.data = data[n:]
+            return data[:n]
+        return data
+
+
 class Link:
     """One AMQP connection with one channel, used by one thread at a time.
 
@@ -201,9 +233,13 @@ class Link:
         self.conn: amqp.Connection = kconn.connection  # connects now if not yet connected
         self.transport = self.conn.transport
         self.sock: socket.socket = self.conn.sock
-        self._io_timeout = settings.io_timeout
-        self._read_timeout = self._io_timeout
-        self.sock.settimeout(self._io_timeout)
+        self.sock.settimeout(settings.io_timeout)
+        self._receiver: BufferedReceiver | None = None
+        if not isinstance(self.sock, ssl.SSLSocket) and hasattr(self.transport, "_quick_recv"):
+            self._receiver = BufferedReceiver(self.sock)
+            self.transport._quick_recv = self._receiver
+        self._poller = select.poll()
+        self._poller.register(self.sock.fileno(), select.POLLIN)
         self.channel: amqp.Channel = self._new_channel()
         self.declared: set[Any] = set()
         self.closed = False
@@ -213,29 +249,28 @@ class Link:
         channel.auto_decode = False  # bodies stay bytes, as the core expects
         return channel
 
-    def limit_read_timeout(self, seconds: float | None) -> None:
-        """Make blocking reads give up after ``seconds`` (None: back to the I/O timeout)."""
-        wanted = self._io_timeout if seconds is None else max(0.001, min(seconds,
-                                                                        self._io_timeout))
-        if abs(wanted - self._read_timeout) > 0.05:
-            self.sock.settimeout(wanted)
-            self._read_timeout = wanted
 
     # reading
     def buffered(self) -> bool:
-        """Whether bytes were already read from the socket but not yet handled (py-amqp's
-        partial-frame buffer, or decrypted TLS data): a poll of the socket would not show them."""
+        """Whether bytes were already read from the socket but not yet handled (our read-ahead,
+        py-amqp's partial frame, decrypted TLS data): a poll of the socket would not show them."""
+        receiver = self._receiver
+        if receiver is not None:
+            return bool(receiver.data or self.transport._read_buffer)
         if self.transport._read_buffer:
             return True
         pending = getattr(self.sock, "pending", None)
         return bool(pending is not None and pending())
 
-    def pending(self) -> bool:
-        """Whether a frame (or part of one) is waiting to be read, without blocking."""
+    def wait_readable(self, timeout: float) -> bool:
+        """Whether something can be read within ``timeout`` seconds."""
         if self.buffered():
             return True
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        return bool(readable)
+        return bool(self._poller.poll(max(0.0, timeout) * 1000.0))
+
+    def pending(self) -> bool:
+        """Whether a frame (or part of one) is waiting to be read, without blocking."""
+        return self.wait_readable(0.0)
 
     def read_frame(self) -> None:
         """Read and dispatch one frame (blocks up to the socket's I/O timeout)."""

@@ -230,8 +230,11 @@ class ConsumerThread:
             return
         if not self._no_ack:
             self._unsettled.add(tag)
+        body = message.body
+        if type(body) is not bytes:  # py-amqp gives '' (a str) for an empty body
+            body = body.encode() if isinstance(body, str) else bytes(body)
         try:
-            self._on_message(Delivery(message.body, self, tag, self._generation))
+            self._on_message(Delivery(body, self, tag, self._generation))
         except Exception:  # a callback must never kill the consumer
             LOG.exception("%s: listener callback failed", self.purpose)
 

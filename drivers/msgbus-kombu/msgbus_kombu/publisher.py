@@ -154,16 +154,10 @@ class PublishSlot:
         link.conn.frame_writer(1, link.channel.channel_id, spec.Basic.Publish,
                                dumps("Bssbb", (0, exchange_name, routing_key, mandatory, False)),
                                message)
-        if deadline is not None:
-            link.limit_read_timeout(deadline - time.monotonic())
-        try:
-            while self._acked < tag:
-                link.read_frame()
-                if deadline is not None and self._acked < tag and time.monotonic() > deadline:
-                    raise TimeoutError("no publisher confirm before the call's timeout")
-        finally:
-            if deadline is not None:
-                link.limit_read_timeout(None)
+        while self._acked < tag:
+            if deadline is not None and not link.wait_readable(deadline - time.monotonic()):
+                raise TimeoutError("no publisher confirm before the call's timeout")
+            link.read_frame()
         self.last_used = time.monotonic()
         if self._nacked >= tag:
             raise Nacked(f"the broker refused message {tag} (basic.nack)")
