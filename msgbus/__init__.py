@@ -6,6 +6,11 @@ point group and are chosen by the transport URL's scheme (``fake://``, ``rabbit:
 
 from msgbus import exceptions, serializer, target, transport
 from msgbus.rpc import dispatcher
+from msgbus import notify
+from msgbus.notify import (LoggingErrorNotificationHandler, LoggingNotificationHandler,
+                           NotificationFilter, NotificationResult, Notifier,
+                           PublishErrorsHandler, get_batch_notification_listener,
+                           get_notification_listener, get_notification_transport)
 from msgbus.exceptions import (ClientSendError, ConfigurationError, DriverLoadFailure,
                                ExecutorLoadFailure, ExpectedException, InvalidTarget,
                                InvalidTransportURL, MessageDeliveryFailure,
@@ -37,4 +42,7 @@ __all__ = [
     "NotificationTransport", "RPCTransport", "Transport", "TransportHost", "TransportOptions",
     "TransportURL", "get_rpc_transport", "get_transport", "set_transport_defaults",
     "exceptions", "serializer", "target", "transport", "dispatcher",
+    "notify", "Notifier", "NotificationFilter", "NotificationResult",
+    "LoggingNotificationHandler", "LoggingErrorNotificationHandler", "PublishErrorsHandler",
+    "get_notification_listener", "get_batch_notification_listener", "get_notification_transport",
 ]
