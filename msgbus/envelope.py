@@ -13,12 +13,15 @@ import json
 import uuid
 from typing import Any
 
+import orjson
+
 from msgbus.exceptions import MessageSerializationError
 
 VERSION_KEY = "oslo.version"
 MESSAGE_KEY = "oslo.message"
 ENVELOPE_VERSION = "2.0"
 CONTEXT_PREFIX = "_context_"
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 class MalformedMessage(ValueError):
@@ -40,28 +43,45 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def dumps(value: Any) -> str:
-    """JSON text of ``value``; unserializable values raise MessageSerializationError."""
+def _dumps_bytes(value: Any) -> bytes:
+    # orjson is several times faster on large payloads; the stdlib takes what orjson refuses
+    # (integers beyond 64 bits, lone surrogates), so both accept the same values.
     try:
-        return json.dumps(value, default=_json_default)
+        return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
+    except TypeError:
+        pass
+    try:
+        return json.dumps(value, default=_json_default).encode("utf-8", "surrogatepass")
     except (TypeError, ValueError) as exc:
         raise MessageSerializationError(f"message cannot be encoded as JSON: {exc}") from exc
 
 
+def dumps(value: Any) -> str:
+    """JSON text of ``value``; unserializable values raise MessageSerializationError."""
+    return _dumps_bytes(value).decode("utf-8", "surrogatepass")
+
+
+def _loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except ValueError:
+        return json.loads(data)
+
+
 def encode(inner: dict) -> bytes:
     """Wrap ``inner`` in the 2.0 envelope and return the body bytes."""
-    return json.dumps({VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: dumps(inner)}).encode()
+    return _dumps_bytes({VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: dumps(inner)})
 
 
 def encode_unwrapped(inner: dict) -> bytes:
     """The legacy (v1) body: the bare message dict, no envelope."""
-    return dumps(inner).encode()
+    return _dumps_bytes(inner)
 
 
 def decode(body: bytes | str) -> dict:
     """Parse a body (enveloped or legacy) into the inner message dict, or raise MalformedMessage."""
     try:
-        outer = json.loads(body)
+        outer = _loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMessage(f"body is not JSON: {exc}") from None
     if not isinstance(outer, dict):
@@ -76,7 +96,7 @@ def decode(body: bytes | str) -> dict:
     if not isinstance(payload, str):
         raise MalformedMessage("envelope's oslo.message is not a JSON string")
     try:
-        inner = json.loads(payload)
+        inner = _loads(payload)
     except ValueError as exc:
         raise MalformedMessage(f"envelope's oslo.message is not JSON: {exc}") from None
     if not isinstance(inner, dict):
