@@ -18,7 +18,7 @@ from oslo_config import cfg
 
 from msgbus.driver import amqp
 from msgbus.driver.base import API_VERSION, Capability, Driver, Listener, OnMessage
-from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable, MessagingTimeout
+from msgbus.exceptions import MessageDeliveryFailure, MessagingTimeout
 from msgbus.target import Target
 from msgbus.transport_url import TransportURL
 from msgbus_pika.consumer import QueueConsumer
@@ -29,14 +29,12 @@ from msgbus_pika.options import PikaSettings
 from msgbus_pika.parameters import broker_hosts, tls_context, virtual_host
 from msgbus_pika.publish_job import PublishJob
 from msgbus_pika.publisher import Publisher
+from msgbus_pika.replies import ReplySender
 
 LOG = logging.getLogger(__name__)
 
 #: How often a waiting sender checks that the I/O thread is still alive (seconds).
 _LIVENESS_CHECK = 5.0
-#: First and longest pause between attempts to deliver a reply whose queue is missing.
-_REPLY_RETRY_FIRST = 0.05
-_REPLY_RETRY_MAX = 1.0
 
 
 def _check_body(body: Any) -> bytes:
@@ -63,10 +61,11 @@ class PikaDriver(Driver):
         self._publisher: Publisher | None = None
         self._listeners: set[PikaListener] = set()
         self._closed = False
-        self._closed_event = threading.Event()
         self._properties = pika.BasicProperties(
             content_type=amqp.CONTENT_TYPE, content_encoding=amqp.CONTENT_ENCODING,
             delivery_mode=amqp.DELIVERY_MODE_PERSISTENT)
+        self._replies = ReplySender(self._get_publisher,
+                                    self.settings.reply_missing_queue_timeout, self._properties)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -139,28 +138,11 @@ class PikaDriver(Driver):
         self._publish(job, ttl)
 
     def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
+        """Hand the reply to the sending connection and return (the worker does not wait for the
+        broker); a missing reply queue is retried for a while, then logged (see replies.py)."""
         body = _check_body(body)
         self._check_open()
-        route = self.topology.reply_route(reply_address)
-        give_up = time.monotonic() + self.settings.reply_missing_queue_timeout
-        pause = _REPLY_RETRY_FIRST
-        while True:
-            job = PublishJob(route.exchange_name, route.routing_key, body, self._properties,
-                             True, retry)
-            try:
-                self._publish(job, None)
-                return
-            except MessageUndeliverable:
-                left = give_up - time.monotonic()
-                if left <= 0:
-                    LOG.error("reply queue %s does not exist (its caller is gone?): dropping "
-                              "the reply after %.0fs of retries",
-                              reply_address, self.settings.reply_missing_queue_timeout)
-                    raise
-                LOG.debug("reply queue %s missing; retrying in %.2fs", reply_address, pause)
-                if self._closed_event.wait(min(pause, left)):
-                    raise
-                pause = min(pause * 2, _REPLY_RETRY_MAX)
+        self._replies.send(self.topology.reply_route(reply_address).routing_key, body, retry)
 
     def send_notification(self, target: Target, body: bytes, *,
                           retry: int | None = None) -> None:
@@ -217,7 +199,6 @@ class PikaDriver(Driver):
             if self._closed:
                 return
             self._closed = True
-            self._closed_event.set()
             listeners = list(self._listeners)
             publisher, self._publisher = self._publisher, None
         for listener in listeners:
@@ -226,6 +207,8 @@ class PikaDriver(Driver):
             except Exception:
                 LOG.exception("stopping %r failed", listener)
         if publisher is not None:
+            if not self._replies.flush(self.settings.shutdown_timeout):
+                LOG.warning("closing %s with replies the broker has not confirmed yet", self.url)
             publisher.connection.close()
 
     def describe(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ retry budget ran out (MessageDeliveryFailure).
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pika
 
@@ -20,7 +20,7 @@ class PublishJob:
 
     __slots__ = ("exchange", "routing_key", "body", "properties", "mandatory", "retry",
                  "declarations", "attempts", "channel_errors", "returned", "abandoned", "error",
-                 "_settled", "_done")
+                 "on_settled", "_settled", "_done")
 
     def __init__(self, exchange: str, routing_key: str, body: bytes,
                  properties: pika.BasicProperties, mandatory: bool, retry: int | None,
@@ -42,6 +42,8 @@ class PublishJob:
         #: the sending thread stopped waiting (timeout): do not publish it any more
         self.abandoned = False
         self.error: BaseException | None = None
+        #: called in the I/O thread once settled (for publishes nobody waits for)
+        self.on_settled: Callable[[PublishJob], None] | None = None
         self._settled = False
         self._done = threading.Lock()
         self._done.acquire()
@@ -68,6 +70,8 @@ class PublishJob:
         self._settled = True
         self.error = error
         self._done.release()
+        if self.on_settled is not None:
+            self.on_settled(self)
 
     def wait(self, timeout: float | None) -> bool:
         """Block until settled, at most ``timeout`` seconds (None: no limit); True if settled."""

@@ -55,6 +55,10 @@ class Publisher:
     def connection(self) -> IoConnection:
         return self._conn
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     # -- any thread ---------------------------------------------------------------------------
 
     def submit(self, job: PublishJob) -> None:
@@ -163,6 +167,10 @@ class Publisher:
         return MessageDeliveryFailure(
             f"cannot deliver the message to {job.describe()} via {error}; gave up after "
             f"{job.attempts} failed attempt(s) (retry={job.retry})")
+
+    def dispatch(self, job: PublishJob) -> None:
+        """Publish ``job`` now (I/O thread only; other threads use :meth:`submit`)."""
+        self._dispatch(job)
 
     def _dispatch(self, job: PublishJob) -> None:
         if job.settled or job.abandoned:
