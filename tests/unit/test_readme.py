@@ -24,3 +24,14 @@ def test_ci_runs_the_readme_test_command() -> None:
     tests = _code_blocks()[1].strip()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert tests in ci_lines
+
+
+def test_readme_python_examples_run() -> None:
+    import msgbus.fake
+    text = (ROOT / "README.md").read_text()
+    examples = re.findall(r"```python\n(.*?)```", text, re.S)
+    runnable = [code for code in examples if 'url="fake://"' in code]
+    assert len(runnable) >= 2
+    for code in runnable:
+        exec(compile(code, "README.md", "exec"), {})
+        msgbus.fake.reset()
