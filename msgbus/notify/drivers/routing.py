@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import yaml
 
 from msgbus.exceptions import ConfigurationError
 from msgbus.notify import options
 from msgbus.notify.driver import NotifierDriver, NotifierDriverLoadFailure, load_notifier_driver
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from msgbus.transport import Transport
 
 LOG = logging.getLogger(__name__)
 
@@ -115,8 +120,9 @@ def load_routing_config(path: str) -> list[RoutingRule]:
 class RoutingDriver(NotifierDriver):
     """Hands each notification to the drivers whose routing rules accept it."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, conf: "cfg.ConfigOpts", topics: Sequence[str],
+                 transport: "Transport") -> None:
+        super().__init__(conf, topics, transport)
         path = options.group(self.conf).routing_config
         if path:
             self.rules = load_routing_config(path)

@@ -7,9 +7,14 @@ one :class:`SentNotification` per notify, in order.
 from __future__ import annotations
 
 import threading
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 from msgbus.notify.driver import NotifierDriver
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from msgbus.transport import Transport
 
 __all__ = ["TestDriver", "SentNotification"]
 
@@ -28,8 +33,9 @@ class TestDriver(NotifierDriver):
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002,ANN003 - the driver signature
-        super().__init__(*args, **kwargs)
+    def __init__(self, conf: "cfg.ConfigOpts", topics: Sequence[str],
+                 transport: "Transport") -> None:
+        super().__init__(conf, topics, transport)
         self._lock = threading.Lock()
         self._sent: list[SentNotification] = []
 
