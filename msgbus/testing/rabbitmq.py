@@ -216,6 +216,8 @@ class _Pipe:
                     dst.sendall(data)
         except OSError:
             pass
+        if self.frozen:
+            return  # a hung path: the other side learns nothing until drop_all() or stop()
         self.close(abort=False)
 
     def close(self, abort: bool = True) -> None:
@@ -350,7 +352,8 @@ class TcpProxy:
     def freeze_all(self) -> int:
         """Stop forwarding on every current connection, keeping it open; returns how many.
 
-        New connections are forwarded as usual.
+        Neither side hears anything more, not even a close of the other side, so only
+        heartbeats (or a timeout) can tell. New connections are forwarded as usual.
         """
         with self._lock:
             pipes = list(self._pipes)

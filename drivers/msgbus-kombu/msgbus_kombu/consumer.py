@@ -94,6 +94,7 @@ class ConsumerThread:
         os.set_blocking(self._wake_w, False)
         self._wake_pending = False
         self._pipe_lock = threading.Lock()
+        self._settle_lock = threading.Lock()
         self._ident: int | None = None
         self._thread = threading.Thread(target=self._run, name=f"msgbus-kombu-{purpose}",
                                         daemon=True)
@@ -168,15 +169,20 @@ class ConsumerThread:
             LOG.debug("%s: ignoring settle of delivery %s from a lost connection (the broker "
                       "requeued it)", self.purpose, tag)
             return
-        try:
-            self._unsettled.remove(tag)
-        except KeyError:
-            return  # settled already
         if threading.get_ident() == self._ident:
+            try:
+                self._unsettled.remove(tag)
+            except KeyError:
+                return  # settled already
             self._settle_now(tag, requeue)
-        else:
+            return
+        with self._settle_lock:  # so that the thread never sees the tag in neither place
+            try:
+                self._unsettled.remove(tag)
+            except KeyError:
+                return
             self._commands.append((generation, tag, requeue))
-            self._wake()
+        self._wake()
 
     def _settle_now(self, tag: int, requeue: bool) -> None:
         link = self._link
@@ -358,6 +364,7 @@ class ConsumerThread:
         try:
             for tag in list(link.channel.callbacks):
                 link.channel.basic_cancel(tag)
+            self._run_commands()  # settled before stop(): sent before stop() returns
         except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
             LOG.info("%s: cancelling consumers failed: %s", self.purpose, exc)
             self._callbacks_done.set()
@@ -400,17 +407,23 @@ class ConsumerThread:
         finally:
             link.close()
 
+    def _all_settled(self) -> bool:
+        with self._settle_lock:
+            return not self._unsettled and not self._commands
+
     def _linger(self, link: Link) -> None:
-        if self._no_ack or not self._unsettled:
+        """Send the acks of deliveries settled by other threads, waiting for them a while."""
+        self._run_commands()
+        if self._no_ack or self._all_settled():
             return
         deadline = time.monotonic() + self._settings.kombu.listener_drain_timeout
         poller = select.poll()
         poller.register(link.sock.fileno(), select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
-        while self._unsettled or self._commands:
+        while True:
             self._run_commands()
             left = deadline - time.monotonic()
-            if left <= 0 or not self._unsettled:
+            if left <= 0 or self._all_settled():
                 break
             for fd, _ in poller.poll(min(left, 1.0) * 1000.0):
                 if fd == self._wake_r:

@@ -146,7 +146,7 @@ class KombuDriver(Driver):
         self.publisher.start_warm_up()
         consumer = ConsumerThread(self.connector, self.settings, [queue], on_message,
                                   purpose=f"replies:{queue.name}", private=[queue.name],
-                                  no_ack=True, driver_stop=self._closing)
+                                  driver_stop=self._closing)
         self._start(consumer, "attempt")
         self._reply_address = queue.name
         return queue.name
