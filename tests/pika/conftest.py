@@ -6,7 +6,12 @@ fails the tests (it never skips them): start it with ``rabbitmq-server -detached
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -50,3 +55,65 @@ def logs() -> Iterator[LogCapture]:
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsFiles:
+    """A test CA, a server certificate it signed (127.0.0.1 and localhost), another CA."""
+
+    ca: str
+    cert: str
+    key: str
+    other_ca: str
+
+
+def _openssl(*args: str, cwd: str) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def tls_files() -> Iterator[TlsFiles]:
+    """Certificates made with the openssl command, readable by the broker's user."""
+    folder = tempfile.mkdtemp(prefix="msgbus-pika-tls-")
+    os.chmod(folder, 0o755)
+    try:
+        for name, subject in (("ca", "/CN=msgbus test CA"), ("other", "/CN=another CA")):
+            _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+                     "-out", f"{name}.pem", "-days", "2", "-subj", subject, cwd=folder)
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+                 "server.csr", "-subj", "/CN=localhost", cwd=folder)
+        with open(os.path.join(folder, "ext.cnf"), "w", encoding="ascii") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf",
+                 cwd=folder)
+        for name in os.listdir(folder):
+            os.chmod(os.path.join(folder, name), 0o644)
+        yield TlsFiles(os.path.join(folder, "ca.pem"), os.path.join(folder, "server.pem"),
+                       os.path.join(folder, "server.key"), os.path.join(folder, "other.pem"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivateNode:
+    """A private broker (see :func:`msgbus.testing.rabbitmq.private_rabbit_node`) that also
+    listens for TLS on ``tls_port``; tests may restart, freeze or disconnect it."""
+
+    node: rabbitmq.RabbitNode
+    tls_port: int
+
+
+@pytest.fixture(scope="session")
+def private_node(tls_files: TlsFiles) -> Iterator[PrivateNode]:
+    tls_port = rabbitmq.free_port()
+    config = "\n".join([
+        f"listeners.ssl.default = 127.0.0.1:{tls_port}",
+        f"ssl_options.cacertfile = {tls_files.ca}",
+        f"ssl_options.certfile = {tls_files.cert}",
+        f"ssl_options.keyfile = {tls_files.key}",
+        "ssl_options.verify = verify_none",
+        "ssl_options.fail_if_no_peer_cert = false",
+    ])
+    with rabbitmq.private_rabbit_node(config=config) as node:
+        yield PrivateNode(node, tls_port)

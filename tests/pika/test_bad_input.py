@@ -196,3 +196,40 @@ class TestBadOptions:
     def test_unknown_url_option_is_logged(self, closer: Closer, logs: LogCapture) -> None:
         closer.transport(pika_url(no_such_option=1))
         assert logs.wait_for("no_such_option", level=logging.WARNING, timeout=1)
+
+
+class TestTls:
+    """TLS to the private node: the broker's certificate is verified against the CA file."""
+
+    def test_verified_tls(self, closer: Closer, private_node: Any, tls_files: Any) -> None:
+        url = pika_url(port=private_node.tls_port, ssl="true", ssl_ca_file=tls_files.ca)
+        topic = unique("tls")
+        closer.server(closer.transport(url), topic, [Echo()])
+        client = msgbus.get_rpc_client(closer.transport(url), msgbus.Target(topic=topic),
+                                       timeout=20)
+        assert client.call({}, "echo", value="secret") == "secret"
+
+    def test_untrusted_certificate_is_refused(self, closer: Closer, private_node: Any,
+                                              tls_files: Any) -> None:
+        url = pika_url(port=private_node.tls_port, ssl="true", ssl_ca_file=tls_files.other_ca)
+        client = msgbus.get_rpc_client(closer.transport(url), msgbus.Target(topic="t"), retry=0)
+        with pytest.raises(MessageDeliveryFailure, match="CERTIFICATE_VERIFY_FAILED|verify"):
+            client.cast({}, "echo", value=1)
+
+    def test_verification_can_be_turned_off(self, closer: Closer, private_node: Any,
+                                            tls_files: Any) -> None:
+        url = pika_url(port=private_node.tls_port, ssl="true", ssl_ca_file=tls_files.other_ca,
+                       ssl_verify="false")
+        topic = unique("tls-noverify")
+        endpoint = Echo()
+        closer.server(closer.transport(url), topic, [endpoint])
+        msgbus.get_rpc_client(closer.transport(url), msgbus.Target(topic=topic)).cast(
+            {}, "note", value="ok")
+        assert endpoint.wait_seen(lambda seen: seen == ["ok"], timeout=20)
+
+    def test_plain_client_on_tls_port_fails_clearly(self, closer: Closer,
+                                                    private_node: Any) -> None:
+        url = pika_url(port=private_node.tls_port, connect_timeout=2)
+        client = msgbus.get_rpc_client(closer.transport(url), msgbus.Target(topic="t"), retry=0)
+        with pytest.raises(MessageDeliveryFailure, match=f"127.0.0.1:{private_node.tls_port}"):
+            client.cast({}, "echo", value=1)

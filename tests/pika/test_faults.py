@@ -14,6 +14,8 @@ import collections
 import concurrent.futures
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -45,11 +47,15 @@ def proxy() -> Iterator[rabbitmq.TcpProxy]:
         yield p
 
 
-@pytest.fixture(scope="module")
-def node() -> Iterator[rabbitmq.RabbitNode]:
-    """A private broker that tests may restart or tell to close every connection."""
-    with rabbitmq.private_rabbit_node() as n:
-        yield n
+@pytest.fixture
+def node(private_node: Any) -> rabbitmq.RabbitNode:
+    """The session's private broker (conftest): tests may restart, freeze or disconnect it."""
+    return private_node.node
+
+
+def beam_pid(node: rabbitmq.RabbitNode) -> int:
+    """The OS process id of the node's Erlang VM."""
+    return int(rabbitmq.rabbitmqctl("eval", "os:getpid().", node=node.name).strip().strip('"'))
 
 
 def private_queues(topic: str, queues: dict[str, Any]) -> list[str]:
@@ -302,3 +308,29 @@ class TestMissingReplyQueue:
         client = msgbus.get_rpc_client(closer.transport(), msgbus.Target(topic=topic),
                                        timeout=20)
         assert client.call({}, "echo", value="alive") == "alive"
+
+
+class TestHeartbeats:
+    """A broker that stops answering without closing anything (frozen): AMQP heartbeats notice,
+    calls in flight time out in time, and everything recovers when it answers again."""
+
+    def test_frozen_broker(self, closer: Closer, node: rabbitmq.RabbitNode,
+                           logs: LogCapture) -> None:
+        topic = unique("frozen")
+        url = url_via(node.netloc, heartbeat_timeout_threshold=2)
+        closer.server(closer.transport(url), topic, [Echo()])
+        client = msgbus.get_rpc_client(closer.transport(url), msgbus.Target(topic=topic),
+                                       timeout=20)
+        assert client.call({}, "echo", value="before") == "before"
+        pid = beam_pid(node)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            with pytest.raises((MessagingTimeout, MessageDeliveryFailure)):
+                client.prepare(timeout=3).call({}, "echo", value="frozen")
+            assert time.monotonic() - start < 6
+            # The heartbeat checker drops the silent connections.
+            assert logs.wait_for("AMQPHeartbeatTimeout", level=logging.WARNING, timeout=15)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert client.call({}, "echo", value="after") == "after"
