@@ -70,7 +70,9 @@ class Listener(abc.ABC):
 
         When ``stop`` returns, no ``on_message`` call is running or will begin (unless ``stop`` is
         called from inside ``on_message``). Messages not yet delivered stay on the broker (shared
-        queues) for other or later consumers.
+        queues) for other or later consumers. Deliveries already handed out may still be settled
+        after ``stop``: their ``ack``/``requeue`` must reach the broker (keep the channel open
+        until they are settled or the driver is closed), or they would be delivered twice.
         """
 
 
