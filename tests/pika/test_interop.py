@@ -431,3 +431,24 @@ class TestWireFacts:
             assert inner["_context_k"] == "v"
             assert inner["args"] == {"value": name}
         assert sorted(seen["pika"][2]) == sorted(seen["oslo"][2])
+
+    def test_url_options_reach_the_broker(self, closer: Closer) -> None:
+        """Query options of the URL override the configuration: prefetch and queue expiry."""
+        topic = unique("options")
+        url = f"{PIKA_URL}?rabbit_qos_prefetch_count=7&rabbit_transient_queues_ttl=60"
+        transport = closer.transport(url, conf=pika_conf(rabbit_qos_prefetch_count=3))
+        closer.server(transport, topic, [Endpoint("s")], server="s")
+        assert msgbus.get_rpc_client(transport, msgbus.Target(topic=topic),
+                                     timeout=WAIT).call({}, "whoami") == "s"
+        consumers = json.loads(rabbitmq.rabbitmqctl(
+            "list_consumers", "--formatter", "json", "queue_name", "prefetch_count",
+            "ack_required"))
+        mine = {c["queue_name"]: c for c in consumers if c["queue_name"].startswith(topic)}
+        assert set(mine) == {topic, f"{topic}.s", *[q for q in mine if "_fanout_" in q]}
+        assert len(mine) == 3
+        assert all(c["prefetch_count"] == 7 and c["ack_required"] for c in mine.values())
+        queues = rabbitmq.list_queues()
+        fanout = [q for q in queues if q.startswith(f"{topic}_fanout_")]
+        assert queues[fanout[0]]["arguments"] == {"x-expires": 60000}
+        reply = transport.reply_waiter().address
+        assert queues[reply]["arguments"] == {"x-expires": 60000}
