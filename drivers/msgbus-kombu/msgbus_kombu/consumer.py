@@ -18,9 +18,11 @@ import errno
 import logging
 import os
 import select
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import amqp.exceptions
 
@@ -32,6 +34,10 @@ from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, ConnectF
 from msgbus_kombu.options import Settings
 
 LOG = logging.getLogger(__name__)
+
+_DELIVER_PREFIX = b"\x00\x3c\x00\x3c"  # Basic.Deliver (class 60, method 60)
+_ACK = 80  # Basic.Ack
+_REJECT = 90  # Basic.Reject
 
 #: Errors at connection time that retrying will not fix (credentials, vhost, permissions).
 FATAL_CONNECT_ERRORS = (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed)
@@ -96,6 +102,11 @@ class ConsumerThread:
         self._pipe_lock = threading.Lock()
         self._settle_lock = threading.Lock()
         self._ident: int | None = None
+        # the delivery being read by the fast path: its tag, body size and body parts
+        self._channel_id = 0
+        self._d_tag: int | None = None
+        self._d_size = 0
+        self._d_parts: list[bytes] = []
         self._thread = threading.Thread(target=self._run, name=f"msgbus-kombu-{purpose}",
                                         daemon=True)
 
@@ -189,10 +200,10 @@ class ConsumerThread:
         if link is None:
             return
         try:
-            if requeue:
-                link.channel.basic_reject(tag, True)
-            else:
-                link.channel.basic_ack(tag)
+            # Basic.Ack(tag, multiple=0) or Basic.Reject(tag, requeue=1): one small frame
+            link.write(struct.pack(">BHIHHQBB", 1, self._channel_id, 13, 60,
+                                   _REJECT if requeue else _ACK, tag, 1 if requeue else 0,
+                                   0xCE))
         except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
             LOG.info("%s: could not settle delivery %s (%s); the broker will redeliver it",
                      self.purpose, tag, exc)
@@ -228,17 +239,54 @@ class ConsumerThread:
         self._wake_pending = False
 
     # deliveries
+    def _hook(self, frame_type: int, channel: int, payload: bytes,
+              _unpack: Any = struct.unpack_from) -> bool:
+        """Fast path: read Basic.Deliver and its content frames; the rest goes to py-amqp."""
+        if channel != self._channel_id:
+            return False
+        if frame_type == 1:
+            if payload[:4] != _DELIVER_PREFIX:
+                return False
+            self._d_tag = _unpack(">Q", payload, 5 + payload[4])[0]  # after the consumer tag
+            self._d_size = -1
+            return True
+        if self._d_tag is None:
+            return False
+        if frame_type == 2:
+            self._d_size = _unpack(">Q", payload, 4)[0]
+            self._d_parts = []
+            if self._d_size == 0:
+                self._deliver(b"")
+            return True
+        if frame_type == 3:
+            parts = self._d_parts
+            parts.append(payload)
+            if len(parts) == 1 and len(payload) >= self._d_size:
+                self._deliver(payload)
+            elif sum(map(len, parts)) >= self._d_size:
+                self._deliver(b"".join(parts))
+            return True
+        return False
+
+    def _deliver(self, body: bytes) -> None:
+        tag, self._d_tag, self._d_parts = self._d_tag, None, []
+        self._dispatch(tag, body)  # type: ignore[arg-type]
+
     def _on_deliver(self, message: amqp.Message) -> None:
+        """py-amqp's path (deliveries read inside one of its own waits)."""
         tag = message.delivery_info["delivery_tag"]
-        if self._stopping():
-            if not self._no_ack:
-                self._link.channel.basic_reject(tag, True)  # type: ignore[union-attr]
-            return
-        if not self._no_ack:
-            self._unsettled.add(tag)
         body = message.body
         if type(body) is not bytes:  # py-amqp gives '' (a str) for an empty body
             body = body.encode() if isinstance(body, str) else bytes(body)
+        self._dispatch(tag, body)
+
+    def _dispatch(self, tag: int, body: bytes) -> None:
+        if self._stopping():
+            if not self._no_ack:
+                self._settle_now(tag, True)
+            return
+        if not self._no_ack:
+            self._unsettled.add(tag)
         try:
             self._on_message(Delivery(body, self, tag, self._generation))
         except Exception:  # a callback must never kill the consumer
@@ -318,6 +366,9 @@ class ConsumerThread:
             self._unsettled = set()
             self._commands.clear()
             self._link = link
+            self._channel_id = link.channel.channel_id
+            self._d_tag = None
+            link.hook = self._hook
             for name in self._names:
                 link.channel.basic_consume(name, callback=self._on_deliver,
                                            no_ack=self._no_ack)

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import collections
 import logging
+import struct
 import threading
 import time
 from typing import Any
 
-from amqp import spec
 from amqp.basic_message import Message
-from amqp.serialization import dumps
 
 from msgbus.driver.amqp import (CONTENT_ENCODING, CONTENT_TYPE, DELIVERY_MODE_PERSISTENT,
                                 ExchangeSpec, QueueSpec)
@@ -33,6 +32,43 @@ from msgbus_kombu.options import Settings
 LOG = logging.getLogger(__name__)
 
 _NOT_FOUND = 404
+
+
+#: Basic.Ack (class 60, method 80): the broker confirms a published message.
+_ACK_PREFIX = b"\x00\x3c\x00\x50"
+_METHOD_PUBLISH = b"\x00\x3c\x00\x28"  # Basic.Publish (60, 40), then ticket 0
+_FRAME_END = b"\xce"
+
+
+def _shortstr(text: str) -> bytes:
+    raw = text.encode()
+    if len(raw) > 255:
+        raise ValueError(f"AMQP short string too long ({len(raw)} bytes): {text[:60]!r}...")
+    return bytes((len(raw),)) + raw
+
+
+def properties_bytes(expiration: str | None) -> bytes:
+    """The encoded content-header properties of oslo.messaging's messages."""
+    props: dict[str, Any] = {"content_type": CONTENT_TYPE, "content_encoding": CONTENT_ENCODING,
+                             "delivery_mode": DELIVERY_MODE_PERSISTENT}
+    if expiration is not None:
+        props["expiration"] = expiration
+    return Message(b"", **props)._serialize_properties()
+
+
+def publish_frames(channel: int, exchange: str, routing_key: str, mandatory: bool,
+                   properties: bytes, body: bytes, frame_max: int) -> bytes:
+    """Basic.Publish, its content header and body frame(s), ready to write in one go."""
+    method = b"".join((_METHOD_PUBLISH, b"\x00\x00", _shortstr(exchange), _shortstr(routing_key),
+                       b"\x01" if mandatory else b"\x00"))
+    header = struct.pack(">HHQ", 60, 0, len(body)) + properties
+    parts = [struct.pack(">BHI", 1, channel, len(method)), method, _FRAME_END,
+             struct.pack(">BHI", 2, channel, len(header)), header, _FRAME_END]
+    chunk = max(4096, frame_max - 8)
+    for offset in range(0, len(body), chunk):
+        piece = body[offset:offset + chunk]
+        parts += (struct.pack(">BHI", 3, channel, len(piece)), piece, _FRAME_END)
+    return b"".join(parts)
 
 
 class Returned(Exception):
@@ -50,17 +86,6 @@ class Nacked(Exception):
     """The broker refused responsibility for a message (basic.nack)."""
 
 
-def make_message(body: bytes, expiration: str | None) -> Message:
-    """An AMQP message with oslo.messaging's properties (JSON, UTF-8, persistent)."""
-    if not isinstance(body, (bytes, bytearray, memoryview)):
-        raise TypeError(f"a message body must be bytes, not {type(body).__name__}")
-    if expiration is None:
-        return Message(bytes(body), content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING,
-                       delivery_mode=DELIVERY_MODE_PERSISTENT)
-    return Message(bytes(body), content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING,
-                   delivery_mode=DELIVERY_MODE_PERSISTENT, expiration=expiration)
-
-
 class PublishSlot:
     """One confirm-mode connection, used by one sending thread at a time."""
 
@@ -70,6 +95,7 @@ class PublishSlot:
         self.link: Link | None = None
         self.last_used = time.monotonic()
         self._tag = 0
+        self._channel_id = 0
         self._acked = 0
         self._nacked = 0
         self._returned: Returned | None = None
@@ -90,6 +116,16 @@ class PublishSlot:
         text = getattr(exc, "message", None) or getattr(exc, "reply_text", None) or str(exc)
         self._returned = Returned(code, text, exchange, routing_key)
 
+    def _hook(self, frame_type: int, channel: int, payload: bytes,
+              _unpack: Any = struct.unpack_from) -> bool:
+        """Fast path for Basic.Ack; everything else goes to py-amqp."""
+        if frame_type == 1 and payload[:4] == _ACK_PREFIX and channel == self._channel_id:
+            tag = _unpack(">Q", payload, 4)[0]
+            if tag > self._acked:
+                self._acked = tag
+            return True
+        return False
+
     def _setup_channel(self, link: Link) -> None:
         channel = link.channel
         channel.confirm_select()
@@ -97,6 +133,8 @@ class PublishSlot:
         channel.events["basic_nack"].add(self._on_nack)
         channel.events["basic_return"].add(self._on_return)
         self._tag = self._acked = self._nacked = 0
+        self._channel_id = channel.channel_id
+        link.hook = self._hook
 
     def connect(self) -> Link:
         """Open this slot's connection (one try of every host); raises ConnectFailed."""
@@ -130,8 +168,9 @@ class PublishSlot:
         if link is not None:
             link.close()
 
-    def publish(self, exchange: ExchangeSpec | None, routing_key: str, message: Message,
-                mandatory: bool, declare: QueueSpec | None, deadline: float | None) -> None:
+    def publish(self, exchange: ExchangeSpec | None, routing_key: str, body: bytes,
+                properties: bytes, mandatory: bool, declare: QueueSpec | None,
+                deadline: float | None) -> None:
         """Publish and wait for the broker's confirm (connecting first when needed).
 
         Raises Returned (mandatory and unroutable), Nacked, ConnectFailed, or a connection or
@@ -151,9 +190,8 @@ class PublishSlot:
         self._returned = None
         self._tag += 1
         tag = self._tag
-        link.conn.frame_writer(1, link.channel.channel_id, spec.Basic.Publish,
-                               dumps("Bssbb", (0, exchange_name, routing_key, mandatory, False)),
-                               message)
+        link.write(publish_frames(self._channel_id, exchange_name, routing_key, mandatory,
+                                  properties, body, link.conn.frame_max))
         while self._acked < tag:
             if deadline is not None and not link.wait_readable(deadline - time.monotonic()):
                 raise TimeoutError("no publisher confirm before the call's timeout")
@@ -191,6 +229,7 @@ class PublisherPool:
         self._slots: list[PublishSlot] = []
         self._cond = threading.Condition()
         self._closed = False
+        self._properties: dict[str | None, bytes] = {}
         self._warming = 0
         self._keeper: threading.Thread | None = None
 
@@ -284,14 +323,22 @@ class PublisherPool:
         Raises MessageUndeliverable (mandatory, no queue), MessageDeliveryFailure (the retries
         are spent or the broker refused), MessagingTimeout (``deadline`` passed first).
         """
-        message = make_message(body, expiration)
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a message body must be bytes, not {type(body).__name__}")
+        body = bytes(body)
+        properties = self._properties.get(expiration)
+        if properties is None:
+            properties = properties_bytes(expiration)
+            if len(self._properties) < 256:
+                self._properties[expiration] = properties
         budget = RetryBudget(self._settings, retry, deadline, self._stop)
         slot = self._acquire()
         try:
             refreshed = False
             while True:
                 try:
-                    slot.publish(exchange, routing_key, message, mandatory, declare, deadline)
+                    slot.publish(exchange, routing_key, body, properties, mandatory, declare,
+                                 deadline)
                     return
                 except Returned as ret:
                     raise MessageUndeliverable(None, ret.exchange or "", ret.routing_key,
