@@ -12,7 +12,7 @@ from typing import Any
 
 from benchmarks.broker import rabbitmq_version
 
-LIBRARIES = ("msgbus", "oslo.messaging", "kombu", "pika")
+LIBRARIES = ("msgbus", "oslo.messaging", "kombu", "amqp", "pika", "orjson")
 
 
 def cpu_model() -> str:
