@@ -107,13 +107,14 @@ class ConsumerThread:
         self._d_tag: int | None = None
         self._d_size = 0
         self._d_parts: list[bytes] = []
+        self._acks: list[int] = []
         self._thread = threading.Thread(target=self._run, name=f"msgbus-kombu-{purpose}",
                                         daemon=True)
 
     # lifecycle
     def start(self, wait: str = "ready") -> None:
         """Start the thread; ``wait`` "ready" returns once consuming (raising a fatal first
-        error), "attempt" once the first connection attempt ended either way."""
+        error), "attempt" once the queues are declared or the first attempt failed."""
         self._thread.start()
         if wait == "attempt":
             self._attempted.wait()
@@ -196,13 +197,34 @@ class ConsumerThread:
         self._wake()
 
     def _settle_now(self, tag: int, requeue: bool) -> None:
+        """Acks wait in a list until the thread is about to block (:meth:`_flush_acks`), so a
+        burst of deliveries is acknowledged with one frame; a requeue is sent at once."""
+        if not requeue:
+            self._acks.append(tag)
+            return
+        self._flush_acks()
+        self._write_settle(_REJECT, tag, 1)
+
+    def _flush_acks(self) -> None:
+        acks = self._acks
+        if not acks:
+            return
+        self._acks = []
+        top = max(acks)
+        unsettled = self._unsettled
+        if len(acks) > 1 and len(unsettled) < 64 and not any(t < top for t in unsettled):
+            self._write_settle(_ACK, top, 1)  # multiple: every delivery up to ``top``
+            return
+        for tag in acks:
+            self._write_settle(_ACK, tag, 0)
+
+    def _write_settle(self, method: int, tag: int, flag: int) -> None:
         link = self._link
         if link is None:
             return
         try:
-            # Basic.Ack(tag, multiple=0) or Basic.Reject(tag, requeue=1): one small frame
-            link.write(struct.pack(">BHIHHQBB", 1, self._channel_id, 13, 60,
-                                   _REJECT if requeue else _ACK, tag, 1 if requeue else 0,
+            # Basic.Ack(tag, multiple) or Basic.Reject(tag, requeue): one small frame
+            link.write(struct.pack(">BHIHHQBB", 1, self._channel_id, 13, 60, method, tag, flag,
                                    0xCE))
         except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
             LOG.info("%s: could not settle delivery %s (%s); the broker will redeliver it",
@@ -362,9 +384,13 @@ class ConsumerThread:
             for spec in self._queues:
                 link.declare_queue(spec)
             self._declared_once = True
+            # The queues exist: messages for them are kept from now on. A caller that waits
+            # only for that ("attempt") may go on while the consumers start.
+            self._attempted.set()
             self._generation += 1
             self._unsettled = set()
             self._commands.clear()
+            self._acks = []
             self._link = link
             self._channel_id = link.channel.channel_id
             self._d_tag = None
@@ -397,6 +423,8 @@ class ConsumerThread:
             if buffered():
                 read_frame()
                 continue
+            if self._acks:
+                self._flush_acks()
             if next_beat is None:
                 events = poller.poll()
             else:
@@ -416,6 +444,7 @@ class ConsumerThread:
             for tag in list(link.channel.callbacks):
                 link.channel.basic_cancel(tag)
             self._run_commands()  # settled before stop(): sent before stop() returns
+            self._flush_acks()
         except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
             LOG.info("%s: cancelling consumers failed: %s", self.purpose, exc)
             self._callbacks_done.set()
@@ -465,6 +494,7 @@ class ConsumerThread:
     def _linger(self, link: Link) -> None:
         """Send the acks of deliveries settled by other threads, waiting for them a while."""
         self._run_commands()
+        self._flush_acks()
         if self._no_ack or self._all_settled():
             return
         deadline = time.monotonic() + self._settings.kombu.listener_drain_timeout
@@ -473,6 +503,7 @@ class ConsumerThread:
         poller.register(self._wake_r, select.POLLIN)
         while True:
             self._run_commands()
+            self._flush_acks()
             left = deadline - time.monotonic()
             if left <= 0 or self._all_settled():
                 break

@@ -143,7 +143,7 @@ class KombuDriver(Driver):
         times out by its own rules, so a first call never hangs here).
         """
         queue = self.topology.reply_queue()
-        self.publisher.start_warm_up()
+        self.publisher.start_warm_up(self.topology.topic_exchange(None))
         consumer = ConsumerThread(self.connector, self.settings, [queue], on_message,
                                   purpose=f"replies:{queue.name}", private=[queue.name],
                                   driver_stop=self._closing)

@@ -286,7 +286,7 @@ class PublisherPool:
                     self._idle.extend(idle)
                     self._cond.notify(len(idle))
 
-    def warm_up(self) -> None:
+    def warm_up(self, exchange: ExchangeSpec | None = None) -> None:
         """Open the first send connection now (while a first call sets up its reply queue);
         a send that needs a connection meanwhile waits for this one. Errors are only logged:
         the send retries by its own rules."""
@@ -297,7 +297,9 @@ class PublisherPool:
             self._slots.append(slot)
             self._warming += 1
         try:
-            slot.connect()
+            link = slot.connect()
+            if exchange is not None:  # the exchange a first send most likely needs
+                link.declare_exchange(exchange)
         except (ConnectFailed, *CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
             LOG.debug("send connection warm-up failed: %s", exc)
         finally:
@@ -307,11 +309,12 @@ class PublisherPool:
                 self._cond.notify_all()
             self._release(slot)
 
-    def start_warm_up(self) -> None:
+    def start_warm_up(self, exchange: ExchangeSpec | None = None) -> None:
         """Run :meth:`warm_up` on a short-lived thread when the pool is still empty."""
         if self._slots or self._closed:
             return
-        threading.Thread(target=self.warm_up, name="msgbus-kombu-warm-up", daemon=True).start()
+        threading.Thread(target=self.warm_up, args=(exchange,), name="msgbus-kombu-warm-up",
+                         daemon=True).start()
 
     # sending
     def send(self, exchange: ExchangeSpec | None, routing_key: str, body: bytes, *,
