@@ -7,7 +7,7 @@ import importlib.metadata
 import logging
 from typing import Any
 
-from stevedore import driver as sd_driver
+from stevedore import named as sd_named
 
 from msgbus.driver.base import API_VERSION, REQUIRED_METHODS, Driver
 from msgbus.exceptions import DriverLoadFailure, ExecutorLoadFailure
@@ -49,28 +49,39 @@ def check_driver_class(cls: Any, name: str) -> None:
                                 f"{', '.join(missing)}")
 
 
+def _load_plugin(group: str, name: str) -> Any | None:
+    """The object registered as ``name`` in ``group``, or None when nothing is registered.
+
+    stevedore's entry point cache makes this cheap; the slow full scan of installed packages
+    (:func:`installed`) only runs to word an error.
+    """
+    def reraise(manager: Any, entry_point: Any, exc: BaseException) -> None:
+        raise exc
+
+    mgr = sd_named.NamedExtensionManager(group, names=[name], invoke_on_load=False,
+                                         on_load_failure_callback=reraise,
+                                         on_missing_entrypoints_callback=lambda missing: None)
+    return mgr[name].plugin if name in mgr.names() else None
+
+
 def load_driver_class(name: str) -> type[Driver]:
     """The driver class registered under ``name`` (a URL scheme), checked."""
-    # Checked first so that a typo gets our error alone, not also a stevedore warning.
-    if name not in installed(DRIVER_GROUP):
-        raise DriverLoadFailure(name, _unknown("transport driver", name, DRIVER_GROUP))
     try:
-        mgr = sd_driver.DriverManager(DRIVER_GROUP, name, invoke_on_load=False)
-    except sd_driver.NoMatches:
-        raise DriverLoadFailure(name, _unknown("transport driver", name, DRIVER_GROUP)) from None
+        cls = _load_plugin(DRIVER_GROUP, name)
     except Exception as exc:  # the plugin's own import failed
         raise DriverLoadFailure(name, f"{type(exc).__name__}: {exc}") from exc
-    check_driver_class(mgr.driver, name)
-    return mgr.driver
+    if cls is None:
+        raise DriverLoadFailure(name, _unknown("transport driver", name, DRIVER_GROUP))
+    check_driver_class(cls, name)
+    return cls
 
 
 def load_executor_class(name: str) -> type:
     """The executor class registered under ``name``."""
-    if name not in installed(EXECUTOR_GROUP):
-        raise ExecutorLoadFailure(name, _unknown("executor", name, EXECUTOR_GROUP))
     try:
-        return sd_driver.DriverManager(EXECUTOR_GROUP, name, invoke_on_load=False).driver
-    except sd_driver.NoMatches:
-        raise ExecutorLoadFailure(name, _unknown("executor", name, EXECUTOR_GROUP)) from None
+        cls = _load_plugin(EXECUTOR_GROUP, name)
     except Exception as exc:
         raise ExecutorLoadFailure(name, f"{type(exc).__name__}: {exc}") from exc
+    if cls is None:
+        raise ExecutorLoadFailure(name, _unknown("executor", name, EXECUTOR_GROUP))
+    return cls
