@@ -37,6 +37,8 @@ LOG = logging.getLogger(__name__)
 
 _DELIVER_PREFIX = b"\x00\x3c\x00\x3c"  # Basic.Deliver (class 60, method 60)
 _ACK = 80  # Basic.Ack
+#: How long acks of a burst wait for more deliveries to join them (milliseconds).
+_ACK_DELAY_MS = 0.5
 _REJECT = 90  # Basic.Reject
 
 #: Errors at connection time that retrying will not fix (credentials, vhost, permissions).
@@ -108,6 +110,9 @@ class ConsumerThread:
         self._d_size = 0
         self._d_parts: list[bytes] = []
         self._acks: list[int] = []
+        prefetch = settings.amqp.prefetch
+        # never hold so many acks that a prefetch limit would stall the broker
+        self._ack_batch = max(1, min(256, prefetch // 2)) if prefetch else 256
         self._thread = threading.Thread(target=self._run, name=f"msgbus-kombu-{purpose}",
                                         daemon=True)
 
@@ -424,6 +429,18 @@ class ConsumerThread:
                 read_frame()
                 continue
             if self._acks:
+                # Hold the acks a moment: deliveries arriving meanwhile (a burst) are then
+                # acknowledged together, with one frame. Waiting costs no latency: the poll
+                # returns as soon as a frame comes.
+                if len(self._acks) < self._ack_batch:
+                    events = poller.poll(_ACK_DELAY_MS)
+                    if events:
+                        for fd, _ in events:
+                            if fd == wake_fd:
+                                self._clear_wake()
+                            else:
+                                read_frame()
+                        continue
                 self._flush_acks()
             if next_beat is None:
                 events = poller.poll()
