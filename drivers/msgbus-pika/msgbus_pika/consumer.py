@@ -19,6 +19,7 @@ from pika.exceptions import ChannelClosedByBroker
 from msgbus.driver.amqp import QueueSpec
 from msgbus.driver.base import OnMessage
 from msgbus.exceptions import MessageDeliveryFailure
+from msgbus_pika.acks import AckBatcher
 from msgbus_pika.declarations import bind_queue, declare_exchange, declare_queue
 from msgbus_pika.io_connection import IoConnection, State, describe_error
 from msgbus_pika.message import PikaMessage
@@ -42,6 +43,7 @@ class QueueConsumer:
         self._private = list(private)
         self._prefetch = conn.settings.amqp.prefetch
         self._channel: Channel | None = None
+        self._acks: AckBatcher | None = None
         self._stopped = False
         self._reopen_on_close = False
         self._started: concurrent.futures.Future = concurrent.futures.Future()
@@ -109,6 +111,7 @@ class QueueConsumer:
 
     def on_closing(self) -> None:
         self._stopped = True
+        self._flush_acks()
         if not self._started.done():
             self._started.set_exception(MessageDeliveryFailure(
                 f"listener on {', '.join(self._queues)} closed before it was set up"))
@@ -121,6 +124,7 @@ class QueueConsumer:
                 channel.close()
             return
         self._channel = channel
+        self._acks = AckBatcher(channel, self._conn.call_later)
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_cancel_callback(self._on_broker_cancel)
         if self._prefetch:
@@ -150,8 +154,10 @@ class QueueConsumer:
             LOG.info("%s: consuming %s again", self._conn.name, ", ".join(self._queues))
 
     def _on_delivery(self, channel: Channel, method: Any, properties: Any, body: bytes) -> None:
-        if self._stopped or channel is not self._channel:
+        acks = self._acks
+        if self._stopped or channel is not self._channel or acks is None:
             return  # left unacknowledged: the broker requeues it when the channel closes
+        acks.delivered(method.delivery_tag)
         try:
             self._on_message(PikaMessage(body, channel, method.delivery_tag, self))
         except Exception:
@@ -162,14 +168,15 @@ class QueueConsumer:
             return
         message.settled = True
         channel = message.channel
-        if channel is not self._channel or not channel.is_open:
+        acks = self._acks
+        if channel is not self._channel or not channel.is_open or acks is None:
             # The channel it came on is gone: the broker has already requeued it.
             LOG.debug("%s: not settling %r: its channel is closed", self._conn.name, message)
             return
         if requeue:
-            channel.basic_nack(message.delivery_tag, requeue=True)
+            acks.requeue(message.delivery_tag)
         else:
-            channel.basic_ack(message.delivery_tag)
+            acks.ack(message.delivery_tag)
 
     def _on_broker_cancel(self, frame: Any) -> None:
         channel = self._channel
@@ -211,8 +218,14 @@ class QueueConsumer:
                 and connection.is_open:
             connection.channel(on_open_callback=self._setup)
 
+    def _flush_acks(self) -> None:
+        acks = self._acks
+        if acks is not None and self._channel is not None:
+            acks.flush()
+
     def _stop_now(self, future: concurrent.futures.Future | None) -> None:
         self._stopped = True  # from here on no delivery reaches on_message
+        self._flush_acks()
         channel = self._channel
         if channel is None or not channel.is_open or self._conn.state is not State.OPEN \
                 or not self._private:

@@ -1,0 +1,68 @@
+"""Acknowledgements of one consuming channel, sent once per turn of the I/O loop.
+
+Acking every delivery on its own costs a write (a system call, and in a busy process a wait to
+get the GIL back) per message. Acks are instead collected while the I/O loop handles what it
+read and sent at the end of that turn: one ``basic.ack`` with ``multiple`` for the longest run of
+settled deliveries starting from the oldest unsettled one, and single acks for settled deliveries
+after a gap (a message still being handled, as notification listeners may do). Requeues go out at
+once. A delivery is never acked twice and never covered by a ``multiple`` ack unless settled.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable
+
+from pika.channel import Channel
+
+
+class AckBatcher:
+    """The deliveries of ``channel`` not yet acknowledged to the broker (I/O thread only)."""
+
+    def __init__(self, channel: Channel, call_later: Callable[[float, Callable[[], None]], Any]):
+        self._channel = channel
+        self._call_later = call_later
+        #: delivery tag -> settled (acked by the application, not yet sent)
+        self._unsettled: collections.OrderedDict[int, bool] = collections.OrderedDict()
+        self._pending = 0
+        self._scheduled = False
+
+    def delivered(self, tag: int) -> None:
+        """A delivery reached the application."""
+        self._unsettled[tag] = False
+
+    def ack(self, tag: int) -> None:
+        """The application acked ``tag``: send it with the others at the end of this turn."""
+        if self._unsettled.get(tag) is not False:
+            return  # unknown here, or already acked
+        self._unsettled[tag] = True
+        self._pending += 1
+        if not self._scheduled:
+            self._scheduled = True
+            self._call_later(0, self.flush)
+
+    def requeue(self, tag: int) -> None:
+        """Give ``tag`` back to the broker now."""
+        if self._unsettled.pop(tag, None) is False and self._channel.is_open:
+            self._channel.basic_nack(tag, requeue=True)
+
+    def flush(self) -> None:
+        """Send the collected acks (an I/O loop timer calls this)."""
+        self._scheduled = False
+        if not self._pending or not self._channel.is_open:
+            return
+        self._pending = 0
+        unsettled = self._unsettled
+        last = 0
+        while unsettled:
+            tag, settled = next(iter(unsettled.items()))
+            if not settled:
+                break
+            unsettled.popitem(last=False)
+            last = tag
+        if last:
+            self._channel.basic_ack(last, multiple=True)
+        stragglers = [tag for tag, settled in unsettled.items() if settled]
+        for tag in stragglers:
+            del unsettled[tag]
+            self._channel.basic_ack(tag)
