@@ -216,10 +216,14 @@ class ConsumerThread:
             return
         self._acks = []
         top = max(acks)
-        unsettled = self._unsettled
-        if len(acks) > 1 and len(unsettled) < 64 and not any(t < top for t in unsettled):
-            self._write_settle(_ACK, top, 1)  # multiple: every delivery up to ``top``
-            return
+        if len(acks) > 1:
+            unsettled = self._unsettled
+            with self._settle_lock:  # nothing older may still be open or queued for a requeue
+                whole = not self._commands and len(unsettled) < 64 and \
+                    not any(t < top for t in unsettled)
+            if whole:
+                self._write_settle(_ACK, top, 1)  # multiple: every delivery up to ``top``
+                return
         for tag in acks:
             self._write_settle(_ACK, tag, 0)
 
@@ -422,7 +426,10 @@ class ConsumerThread:
         driver_stop = self._driver_stop
         read_frame = link.read_frame
         buffered = link.buffered
-        while not stop.is_set() and not (driver_stop is not None and driver_stop.is_set()):
+        # (a delivery half read, its content frames still to come, is always finished first:
+        # py-amqp, which reads for us after this loop, could not take them)
+        while self._d_tag is not None or not (
+                stop.is_set() or (driver_stop is not None and driver_stop.is_set())):
             if commands:
                 self._run_commands()
             if buffered():

@@ -231,6 +231,7 @@ class PublisherPool:
         self._closed = False
         self._properties: dict[str | None, bytes] = {}
         self._warming = 0
+        self._keeping = 0
         self._keeper: threading.Thread | None = None
 
     # the pool
@@ -247,8 +248,8 @@ class PublisherPool:
                     return self._idle.pop()
                 except IndexError:
                     pass
-                if self._warming:  # a connection is being opened: take it rather than open two
-                    self._cond.wait(1.0)
+                if self._warming or self._keeping:  # a slot comes back soon: take it
+                    self._cond.wait(0.5)
                     continue
                 if len(self._slots) < self._size:
                     slot = PublishSlot(self._connector, len(self._slots) + 1)
@@ -274,17 +275,25 @@ class PublisherPool:
         self._keeper.start()
 
     def _keep_alive(self, interval: float) -> None:
+        """Every ``interval``: heartbeats on the slots idle that long (one at a time, so a
+        sender never finds the pool empty because of this)."""
         while not self._stop.wait(interval):
-            with self._cond:
-                idle = list(self._idle)
-                self._idle.clear()
-            try:
-                for slot in idle:
-                    slot.keepalive()
-            finally:
+            now = time.monotonic()
+            for slot in list(self._slots):
+                if now - slot.last_used < interval:
+                    continue
                 with self._cond:
-                    self._idle.extend(idle)
-                    self._cond.notify(len(idle))
+                    if slot not in self._idle:
+                        continue
+                    self._idle.remove(slot)
+                    self._keeping += 1
+                try:
+                    slot.keepalive()
+                finally:
+                    with self._cond:
+                        self._keeping -= 1
+                        self._idle.appendleft(slot)  # least recently used end
+                        self._cond.notify()
 
     def warm_up(self, exchange: ExchangeSpec | None = None) -> None:
         """Open the first send connection now (while a first call sets up its reply queue);
