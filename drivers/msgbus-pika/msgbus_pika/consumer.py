@@ -35,13 +35,16 @@ class QueueConsumer:
     """The queues of one listener, consumed on one channel of ``conn`` (an observer of it)."""
 
     def __init__(self, conn: IoConnection, specs: Sequence[QueueSpec], on_message: OnMessage,
-                 private: Sequence[str] = (), max_failed_attempts: int | None = None) -> None:
+                 private: Sequence[str] = (), max_failed_attempts: int | None = None,
+                 no_ack: bool = False) -> None:
         self._conn = conn
         self._specs = list(specs)
         self._queues = list(dict.fromkeys(spec.name for spec in specs))
         self._on_message = on_message
         self._private = list(private)
-        self._prefetch = conn.settings.amqp.prefetch
+        #: consume without acknowledgements (replies: the broker forgets them once sent)
+        self._no_ack = no_ack
+        self._prefetch = 0 if no_ack else conn.settings.amqp.prefetch
         self._channel: Channel | None = None
         self._acks: AckBatcher | None = None
         self._stopped = False
@@ -143,7 +146,7 @@ class QueueConsumer:
         last = len(self._queues) - 1
         for i, name in enumerate(self._queues):
             done = functools.partial(self._on_consuming, channel) if i == last else _ignore
-            channel.basic_consume(name, self._on_delivery, callback=done)
+            channel.basic_consume(name, self._on_delivery, auto_ack=self._no_ack, callback=done)
 
     def _on_consuming(self, channel: Channel, _frame: Any) -> None:
         if channel is not self._channel:
@@ -157,9 +160,13 @@ class QueueConsumer:
         acks = self._acks
         if self._stopped or channel is not self._channel or acks is None:
             return  # left unacknowledged: the broker requeues it when the channel closes
-        acks.delivered(method.delivery_tag)
+        message = PikaMessage(body, channel, method.delivery_tag, self)
+        if self._no_ack:
+            message.settled = True
+        else:
+            acks.delivered(method.delivery_tag)
         try:
-            self._on_message(PikaMessage(body, channel, method.delivery_tag, self))
+            self._on_message(message)
         except Exception:
             LOG.exception("%s: listener callback failed", self._conn.name)
 

@@ -156,12 +156,13 @@ class PikaDriver(Driver):
     # -- listening ----------------------------------------------------------------------------
 
     def _listen(self, role: str, specs: Sequence[amqp.QueueSpec], on_message: OnMessage,
-                private: Sequence[str] = (),
-                max_failed_attempts: int | None = None) -> PikaListener:
+                private: Sequence[str] = (), max_failed_attempts: int | None = None,
+                no_ack: bool = False) -> PikaListener:
         with self._lock:
             self._check_open()
             conn = self._new_connection(role)
-            consumer = QueueConsumer(conn, specs, on_message, private, max_failed_attempts)
+            consumer = QueueConsumer(conn, specs, on_message, private, max_failed_attempts,
+                                     no_ack)
             listener = PikaListener(conn, consumer, self._forget)
             self._listeners.add(listener)
         listener.start(self.settings.listen_timeout)
@@ -186,10 +187,11 @@ class PikaDriver(Driver):
 
     def listen_for_replies(self, on_message: OnMessage) -> str:
         # Made on a first call: when no host of the URL answers, the call fails at once
-        # (after one round of the hosts) instead of waiting out listen_timeout.
+        # (after one round of the hosts) instead of waiting out listen_timeout. Replies are
+        # consumed without acks: the core settles them on receipt anyway (at most once).
         spec = self.topology.reply_queue()
         self._listen(f"replies {spec.name}", [spec], on_message, private=[spec.name],
-                     max_failed_attempts=len(self._hosts))
+                     max_failed_attempts=len(self._hosts), no_ack=True)
         return spec.name
 
     # -- lifecycle ----------------------------------------------------------------------------

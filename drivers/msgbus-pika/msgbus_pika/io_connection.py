@@ -22,10 +22,11 @@ import threading
 import time
 from typing import Any, Callable, Protocol
 
-from pika.adapters.select_connection import IOLoop, SelectConnection
+from pika.adapters.select_connection import SelectConnection
 
 from msgbus.driver.amqp import host_order, reconnect_delays
 from msgbus.transport_url import TransportHost
+from msgbus_pika.io_loop import LockingIOLoop
 from msgbus_pika.options import PikaSettings
 from msgbus_pika.parameters import connection_parameters
 from msgbus_pika.select_connection import CONNECTION_CLASS
@@ -102,7 +103,7 @@ class IoConnection:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._thread_ident: int | None = None
-        self._ioloop: IOLoop | None = None
+        self._ioloop: LockingIOLoop | None = None
         self._closed = False
         self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._wake_pending = False
@@ -141,10 +142,10 @@ class IoConnection:
         with self._lock:
             if self._thread is not None or self._closed:
                 return
-            self._ioloop = IOLoop()
+            self._ioloop = LockingIOLoop()
             self._thread = threading.Thread(target=self._run, name=f"msgbus-pika {self.name}",
                                             daemon=True)
-            self._ioloop.add_callback_threadsafe(self._connect)
+            self._ioloop.add_callback(self._connect)
             self._thread.start()
 
     def call_soon(self, fn: Callable[[], None]) -> None:
@@ -158,7 +159,26 @@ class IoConnection:
         # a caller appends before it reads the flag, so a job is never left behind.
         if not self._wake_pending and loop is not None:
             self._wake_pending = True
-            loop.add_callback_threadsafe(self._drain)
+            loop.add_callback(self._drain)
+
+    def try_run_now(self, fn: Callable[[], None]) -> bool:
+        """Run ``fn()`` in this thread if the connection is idle (its loop lock is free and no
+        handed-over work is queued), else return False and do nothing. Thread-safe.
+
+        The I/O thread holds the lock except while it waits for events, so ``fn`` never runs
+        alongside it; ``fn`` may publish but must not block.
+        """
+        if threading.get_ident() == self._thread_ident:
+            fn()
+            return True
+        loop = self._ioloop
+        if loop is None or self._jobs or not loop.lock.acquire(blocking=False):
+            return False
+        try:
+            fn()
+        finally:
+            loop.lock.release()
+        return True
 
     def run_in_loop(self, fn: Callable[[], None]) -> None:
         """Run ``fn()`` now when already in the I/O thread, else hand it over."""
@@ -197,7 +217,7 @@ class IoConnection:
             if thread.is_alive():
                 LOG.warning("%s: I/O thread did not end within %.1fs", self.name, timeout + 1.0)
 
-    # -- I/O thread ---------------------------------------------------------------------------
+    # -- I/O thread (or a thread inside try_run_now) -------------------------------------------
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> Any:
         """Schedule ``fn`` in the I/O thread after ``delay`` seconds; returns a handle."""

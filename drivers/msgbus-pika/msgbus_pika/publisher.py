@@ -62,8 +62,11 @@ class Publisher:
     # -- any thread ---------------------------------------------------------------------------
 
     def submit(self, job: PublishJob) -> None:
-        """Hand ``job`` to the I/O thread; the caller then waits on it."""
-        self._conn.call_soon(functools.partial(self._dispatch, job))
+        """Publish ``job`` from this thread when the connection is idle, else hand it to the I/O
+        thread; the caller then waits on it (the confirm comes through the I/O thread)."""
+        dispatch = functools.partial(self._dispatch, job)
+        if not self._conn.try_run_now(dispatch):
+            self._conn.call_soon(dispatch)
 
     # -- I/O thread: connection events ----------------------------------------------------------
 

@@ -11,9 +11,11 @@ hooks (``_output_marshaled_frames``, ``_adapter_emit_data``, ``_proto_connection
   costs a poller update, a loop iteration and another poller update. When nothing is queued in
   the transport, the data is sent right away (plain TCP only); whatever the socket does not take
   goes through the transport as before, keeping the order.
-* the transport reads 4 KiB per ``recv()`` (and at most 100 KiB per read event): a 1 MiB message
-  is 256 system calls and as many trips through the frame decoder. Here reads are 64 KiB (and
-  256 KiB per event).
+* the transport reads 4 KiB per ``recv()`` (and at most 100 KiB per read event), and always
+  once more until the socket says it would block: a small message costs two ``recv()`` calls, a
+  1 MiB message 257. Here reads are 64 KiB (256 KiB per event at most), and a read that returns
+  less than asked for ends the turn (the loop is level-triggered: anything that arrived since is
+  reported again at once).
 
 If a pika release lacks the hooks or the attributes used, the plain SelectConnection behaviour
 is kept: correctness never depends on this module, only speed.
@@ -21,6 +23,7 @@ is kept: correctness never depends on this module, only speed.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 from pika.adapters.select_connection import SelectConnection
@@ -47,6 +50,11 @@ class FastSelectConnection(SelectConnection):
             transport._MAX_RECV_BYTES = RECV_BYTES
         if isinstance(getattr(transport, "_MAX_CONSUME_BYTES", None), int):
             transport._MAX_CONSUME_BYTES = CONSUME_BYTES
+        if _PlainTransport is not None and type(transport) is _PlainTransport and all(
+                hasattr(transport, name) for name in
+                ("_consume", "_sigint_safe_recv", "RxEndOfFile", "_protocol", "_sock", "_state",
+                  "_STATE_ACTIVE")):
+            transport._consume = functools.partial(_read_until_short, transport)
 
     def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
         if len(marshaled_frames) == 1:
@@ -73,6 +81,23 @@ class FastSelectConnection(SelectConnection):
                 return
             data = data[sent:]
         super()._adapter_emit_data(data)
+
+
+def _read_until_short(transport: Any) -> None:
+    """The plain transport's read step: hand the protocol what ``recv()`` returns, and stop as
+    soon as a read comes back short (the socket is drained) or enough was read for one turn.
+
+    Errors propagate to the transport's own handler (would-block, resets), as pika's do.
+    """
+    consumed = 0
+    while consumed < CONSUME_BYTES and transport._state == transport._STATE_ACTIVE:
+        data = transport._sigint_safe_recv(transport._sock, RECV_BYTES)
+        if not data:
+            raise transport.RxEndOfFile()
+        consumed += len(data)
+        transport._protocol.data_received(data)
+        if len(data) < RECV_BYTES:
+            return
 
 
 def _hooks_present() -> bool:
