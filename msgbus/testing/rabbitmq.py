@@ -370,6 +370,13 @@ class TcpProxy:
             time.sleep(0.02)
         return self.active >= count
 
+    def wait_until_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no connection is open through the proxy; False after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self.active
+
     def stop(self) -> None:
         """Stop accepting and cut every connection."""
         self._stopped.set()

@@ -7,6 +7,7 @@ none of their reply or fanout queues is left.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import re
 import threading
@@ -85,12 +86,14 @@ class TestServerTopology:
                                        timeout=30)
         assert client.call({}, "echo", value=1) == 1
 
-    @pytest.mark.parametrize("option, durable, arguments", [
-        ("amqp_durable_queues", True, {}),
-        ("rabbit_quorum_queue", True, {"x-queue-type": "quorum"}),
+    @pytest.mark.parametrize("option, durable, auto_delete, arguments", [
+        ("amqp_durable_queues", True, False, {}),
+        ("rabbit_quorum_queue", True, False, {"x-queue-type": "quorum"}),
+        ("amqp_auto_delete", False, True, {}),
     ])
-    def test_durable_and_quorum_options(self, closer: Closer, option: str, durable: bool,
-                                        arguments: dict[str, Any]) -> None:
+    def test_durable_quorum_and_auto_delete_options(self, closer: Closer, option: str,
+                                                    durable: bool, auto_delete: bool,
+                                                    arguments: dict[str, Any]) -> None:
         topic, exchange = unique("topo-opt"), unique("exchange")
         conf = make_conf(**{option: True})
         conf.set_override("control_exchange", exchange)
@@ -98,11 +101,14 @@ class TestServerTopology:
         closer.server(closer.transport(conf=conf), topic, [Echo()])
         queues = rabbitmq.list_queues()
         for name in (topic, f"{topic}.s1"):
-            assert (queues[name]["durable"], queues[name]["arguments"]) == (durable, arguments)
+            info = queues[name]
+            assert (info["durable"], info["auto_delete"], info["arguments"]) == \
+                (durable, auto_delete, arguments)
         fanout = [n for n in queues if n.startswith(f"{topic}_fanout_")]
         assert queues[fanout[0]]["arguments"] == {"x-expires": 1800000}
-        assert queues[fanout[0]]["durable"] is False
-        assert rabbitmq.list_exchanges()[exchange]["durable"] is True
+        assert (queues[fanout[0]]["durable"], queues[fanout[0]]["auto_delete"]) == (False, False)
+        info = rabbitmq.list_exchanges()[exchange]
+        assert (info["durable"], info["auto_delete"]) == (durable, auto_delete)
 
 
 class TestReplyQueue:
@@ -159,6 +165,62 @@ class TestNoLeftovers:
         left = set(rabbitmq.list_queues()) & set(mine)
         assert not left, left
         assert f"{topic}_fanout" not in rabbitmq.list_exchanges()  # auto-deleted
+
+
+class TestConnections:
+    def test_close_closes_every_connection(self, closer: Closer) -> None:
+        topic = unique("topo-conns")
+        with rabbitmq.TcpProxy(PORT) as proxy:
+            server_transport = msgbus.get_rpc_transport(make_conf(), url=proxy.url)
+            client_transport = msgbus.get_rpc_transport(make_conf(), url=proxy.url)
+            srv = msgbus.get_rpc_server(server_transport, msgbus.Target(topic=topic, server="s"),
+                                        [Echo()])
+            srv.start()
+            client = msgbus.get_rpc_client(client_transport, msgbus.Target(topic=topic),
+                                           timeout=30)
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                assert list(pool.map(lambda i: client.call({}, "echo", value=i), range(40))) \
+                    == list(range(40))
+            assert proxy.active >= 4
+            srv.stop()
+            srv.wait()
+            client_transport.cleanup()
+            server_transport.cleanup()
+            assert proxy.wait_until_idle(timeout=10), proxy.active
+
+
+class TestPrefetch:
+    def test_qos_limits_unacknowledged_deliveries(self, closer: Closer) -> None:
+        topic = f"{unique('topo-qos')}.info"
+        closer.add(lambda: delete_entities([topic]))
+        transport = closer.transport(conf=make_conf(rabbit_qos_prefetch_count=2))
+        held: list[Any] = []
+        cond = threading.Condition()
+
+        def on_message(incoming: Any) -> None:
+            with cond:
+                held.append(incoming)
+                cond.notify_all()
+
+        listener = transport.listen_for_notifications([msgbus.Target(topic=topic)], None,
+                                                      on_message)
+        closer.add(listener.stop)
+        for i in range(6):
+            transport.send_notification(msgbus.Target(topic=topic), b'{"n": %d}' % i)
+        with cond:
+            assert cond.wait_for(lambda: len(held) == 2, 10)
+            assert not cond.wait_for(lambda: len(held) > 2, 0.5)  # the broker holds the rest
+            first = list(held)
+        for incoming in first:
+            incoming.ack()
+        with cond:
+            assert cond.wait_for(lambda: len(held) == 4, 10)
+        for incoming in held[2:]:
+            incoming.ack()
+        with cond:
+            assert cond.wait_for(lambda: len(held) == 6, 10)
+        for incoming in held[4:]:
+            incoming.ack()
 
 
 class TestMessageProperties:
