@@ -190,6 +190,7 @@ class PikaDriver(Driver):
         # (after one round of the hosts) instead of waiting out listen_timeout. Replies are
         # consumed without acks: the core settles them on receipt anyway (at most once).
         spec = self.topology.reply_queue()
+        self._get_publisher()  # the call that follows needs it: connect both at once
         self._listen(f"replies {spec.name}", [spec], on_message, private=[spec.name],
                      max_failed_attempts=len(self._hosts), no_ack=True)
         return spec.name

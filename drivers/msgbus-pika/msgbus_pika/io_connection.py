@@ -243,8 +243,9 @@ class IoConnection:
                     if self.state is State.CLOSED:
                         break
         finally:
+            with loop.lock:
+                self._drop_jobs()
             loop.close()
-            self._drop_jobs()
 
     def _drop_jobs(self) -> None:
         # Jobs handed over after the loop ended: run them so that nothing waits forever; they see

@@ -125,8 +125,11 @@ class LockingIOLoop(AbstractSelectorIOLoop):
     # -- the loop ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Run until :meth:`stop`, holding :attr:`lock` except while waiting for events."""
-        self._stopping = False
+        """Run until :meth:`stop`, holding :attr:`lock` except while waiting for events.
+
+        An exception from a handler, timer or callback leaves the loop (the lock released); the
+        caller may start it again.
+        """
         with self.lock:
             while not self._stopping:
                 self._run_once()
