@@ -142,13 +142,23 @@ class Connector:
             if self.endpoints[self._next] == endpoint:
                 self._next = (self._next + 1) % len(self.endpoints)
 
-    def open(self, purpose: str) -> Link:
-        """Connect to the first host that answers (each host tried once); raise ConnectFailed."""
+    def open(self, purpose: str, deadline: float | None = None) -> Link:
+        """Connect to the first host that answers (each host tried once); raise ConnectFailed.
+
+        ``deadline`` (monotonic) shortens the connect timeout so a call never waits past it.
+        """
         texts: list[str] = []
         errors: list[BaseException] = []
         for endpoint in self._order():
+            timeout = self.settings.amqp.connect_timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    errors.append(TimeoutError("no time left to connect"))
+                    texts.append(f"{endpoint.describe()}: no time left to connect")
+                    break
             try:
-                link = self._open_one(endpoint, purpose)
+                link = self._open_one(endpoint, purpose, timeout)
             except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
                 errors.append(exc)
                 texts.append(f"{endpoint.describe()}: {_describe_error(exc)}")
@@ -158,7 +168,7 @@ class Connector:
             return link
         raise ConnectFailed("; ".join(texts), errors)
 
-    def _open_one(self, endpoint: Endpoint, purpose: str) -> Link:
+    def _open_one(self, endpoint: Endpoint, purpose: str, timeout: float) -> Link:
         amqp_settings = self.settings.amqp
         name = f"{self.settings.kombu.connection_name_prefix}:{os.getpid()}:{purpose}:" \
                f"{next(self._counter)}"
@@ -166,7 +176,7 @@ class Connector:
             hostname=endpoint.host, port=endpoint.port, userid=endpoint.user,
             password=endpoint.password, virtual_host=endpoint.vhost,
             ssl=ssl_options(self.settings, endpoint), heartbeat=amqp_settings.heartbeat or 0,
-            connect_timeout=amqp_settings.connect_timeout, transport="pyamqp",
+            connect_timeout=max(0.05, timeout), transport="pyamqp",
             transport_options={"client_properties": {"connection_name": name,
                                                      "product": "msgbus-kombu"}})
         try:

@@ -375,7 +375,7 @@ class ConsumerThread:
         if self._ready.is_set():
             return False
         causes = exc.errors if isinstance(exc, ConnectFailed) else [exc]
-        if all(isinstance(e, FATAL_CONNECT_ERRORS) for e in causes) or \
+        if (causes and all(isinstance(e, FATAL_CONNECT_ERRORS) for e in causes)) or \
                 isinstance(exc, CHANNEL_ERRORS):
             self._first_error = ConfigurationError(
                 f"{self.purpose}: the AMQP broker at {self._connector.describe()} refused: "

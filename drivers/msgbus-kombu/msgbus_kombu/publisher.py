@@ -136,9 +136,9 @@ class PublishSlot:
         self._channel_id = channel.channel_id
         link.hook = self._hook
 
-    def connect(self) -> Link:
+    def connect(self, deadline: float | None = None) -> Link:
         """Open this slot's connection (one try of every host); raises ConnectFailed."""
-        link = self._connector.open(f"send{self.index}")
+        link = self._connector.open(f"send{self.index}", deadline)
         try:
             self._setup_channel(link)
         except BaseException:
@@ -178,7 +178,7 @@ class PublishSlot:
         """
         link = self.link
         if link is None:
-            link = self.connect()
+            link = self.connect(deadline)
         elif link.pending():
             link.drain_pending()  # a close from the broker surfaces here, before we publish
         if declare is not None:
@@ -235,7 +235,7 @@ class PublisherPool:
         self._keeper: threading.Thread | None = None
 
     # the pool
-    def _acquire(self) -> PublishSlot:
+    def _acquire(self, deadline: float | None = None) -> PublishSlot:
         try:
             return self._idle.pop()
         except IndexError:
@@ -248,6 +248,9 @@ class PublisherPool:
                     return self._idle.pop()
                 except IndexError:
                     pass
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise MessagingTimeout("no send connection became free before the call's "
+                                           f"timeout (all {self._size} are busy)")
                 if self._warming or self._keeping:  # a slot comes back soon: take it
                     self._cond.wait(0.5)
                     continue
@@ -256,7 +259,8 @@ class PublisherPool:
                     self._slots.append(slot)
                     self._start_keeper()
                     return slot
-                self._cond.wait(1.0)
+                wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+                self._cond.wait(max(0.0, wait))
 
     def _release(self, slot: PublishSlot) -> None:
         with self._cond:
@@ -344,7 +348,7 @@ class PublisherPool:
             if len(self._properties) < 256:
                 self._properties[expiration] = properties
         budget = RetryBudget(self._settings, retry, deadline, self._stop)
-        slot = self._acquire()
+        slot = self._acquire(deadline)
         try:
             refreshed = False
             while True:
