@@ -110,6 +110,8 @@ class ConsumerThread:
         self._d_size = 0
         self._d_parts: list[bytes] = []
         self._acks: list[int] = []
+        self._burst = False
+        self._last_arrival = 0.0
         prefetch = settings.amqp.prefetch
         # never hold so many acks that a prefetch limit would stall the broker
         self._ack_batch = max(1, min(256, prefetch // 2)) if prefetch else 256
@@ -318,6 +320,9 @@ class ConsumerThread:
             return
         if not self._no_ack:
             self._unsettled.add(tag)
+        now = time.monotonic()
+        self._burst = now - self._last_arrival < _ACK_DELAY_MS / 1000.0
+        self._last_arrival = now
         try:
             self._on_message(Delivery(body, self, tag, self._generation))
         except Exception:  # a callback must never kill the consumer
@@ -436,10 +441,11 @@ class ConsumerThread:
                 read_frame()
                 continue
             if self._acks:
-                # Hold the acks a moment: deliveries arriving meanwhile (a burst) are then
-                # acknowledged together, with one frame. Waiting costs no latency: the poll
-                # returns as soon as a frame comes.
-                if len(self._acks) < self._ack_batch:
+                # In a burst (deliveries closer together than the delay), hold the acks a
+                # moment: deliveries arriving meanwhile are then acknowledged together, with
+                # one frame. Waiting costs no latency: the poll returns as soon as a frame
+                # comes. Outside bursts (one call at a time) the ack goes out at once.
+                if self._burst and len(self._acks) < self._ack_batch:
                     events = poller.poll(_ACK_DELAY_MS)
                     if events:
                         for fd, _ in events:
