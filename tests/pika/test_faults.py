@@ -26,6 +26,7 @@ import pytest
 from pika_helpers import FAST_RECONNECT, HOST, PORT, Closer, Echo, LogCapture, unique
 
 import msgbus
+import msgbus.notify
 from msgbus.exceptions import MessageDeliveryFailure, MessagingTimeout
 from msgbus.testing import rabbitmq
 
@@ -335,3 +336,56 @@ class TestHeartbeats:
         finally:
             os.kill(pid, signal.SIGCONT)
         assert client.call({}, "echo", value="after") == "after"
+
+
+class TestStopping:
+    """A listener stopped while it handles messages: their late acks still reach the broker."""
+
+    def test_notification_in_flight_at_stop_is_not_redelivered(self, closer: Closer) -> None:
+        topic = unique("late-ack")
+        entered, release = threading.Event(), threading.Event()
+        seen: list[Any] = []
+
+        class Slow:
+            def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                     metadata: Any) -> None:
+                seen.append(payload)
+                entered.set()
+                release.wait(20)
+
+        def listener(endpoint: Any) -> Any:
+            transport = msgbus.notify.get_notification_transport(url=url_via(f"{HOST}:{PORT}"))
+            closer.add(transport.cleanup)
+            srv = msgbus.notify.get_notification_listener(transport,
+                                                         [msgbus.Target(topic=topic)], [endpoint])
+            closer.add(lambda: (srv.stop(), srv.wait()))
+            srv.start()
+            return srv
+
+        first = listener(Slow())
+        notifier_transport = msgbus.notify.get_notification_transport(
+            url=url_via(f"{HOST}:{PORT}"))
+        closer.add(notifier_transport.cleanup)
+        notifier = msgbus.notify.Notifier(notifier_transport, publisher_id="test",
+                                          driver="messagingv2", topics=[topic])
+        notifier.info({}, "slow.one", 1)
+        assert entered.wait(20)
+        first.stop()
+        release.set()
+        first.wait()
+        # A second listener on the topic gets the next notification, not the first one again.
+        notifier.info({}, "slow.two", 2)
+        second_seen: list[Any] = []
+        got = threading.Event()
+
+        class Quick:
+            def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                     metadata: Any) -> None:
+                second_seen.append(payload)
+                got.set()
+
+        listener(Quick())
+        assert got.wait(20)
+        # A requeued first message would keep its place at the head: it would come first.
+        assert second_seen == [2], second_seen
+        assert seen == [1]

@@ -26,6 +26,17 @@ class AckBatcher:
         self._unsettled: collections.OrderedDict[int, bool] = collections.OrderedDict()
         self._pending = 0
         self._scheduled = False
+        #: called (I/O thread) once every delivery is settled and sent, when set
+        self.on_idle: Callable[[], None] | None = None
+
+    def outstanding(self) -> int:
+        """Deliveries the application has not settled yet (or whose ack is not sent yet)."""
+        return len(self._unsettled)
+
+    def _check_idle(self) -> None:
+        if self.on_idle is not None and not self._unsettled:
+            on_idle, self.on_idle = self.on_idle, None
+            on_idle()
 
     def delivered(self, tag: int) -> None:
         """A delivery reached the application."""
@@ -44,6 +55,12 @@ class AckBatcher:
     def requeue(self, tag: int) -> None:
         """Give ``tag`` back to the broker now."""
         if self._unsettled.pop(tag, None) is False and self._channel.is_open:
+            self._channel.basic_nack(tag, requeue=True)
+        self._check_idle()
+
+    def give_back(self, tag: int) -> None:
+        """Requeue a delivery that never reached the application (the listener stopped)."""
+        if self._channel.is_open:
             self._channel.basic_nack(tag, requeue=True)
 
     def flush(self) -> None:
@@ -66,3 +83,4 @@ class AckBatcher:
         for tag in stragglers:
             del unsettled[tag]
             self._channel.basic_ack(tag)
+        self._check_idle()

@@ -72,23 +72,29 @@ class QueueConsumer:
                 f"could not consume queue(s) {', '.join(self._queues)} within {timeout:g}s: "
                 f"{self._conn.last_error or 'no connection to ' + self._conn.address}") from None
 
-    def stop(self, timeout: float) -> None:
-        """Stop delivering and delete the private queues; no callback runs once this returns.
+    def stop(self, timeout: float) -> bool:
+        """Stop delivering, cancel the consumers and delete the private queues; no callback runs
+        once this returns.
 
-        From the I/O thread itself (a callback stopping its own listener) it only stops
-        delivering and leaves the deletions to the I/O thread.
+        Deliveries the application still holds can be acked (or requeued) after this: the
+        connection stays open until they all are, then closes by itself (or when the transport
+        closes). From the I/O thread itself (a callback stopping its own listener) it only stops
+        delivering and leaves the rest to the I/O thread. False when the broker did not answer
+        in time (the caller should close the connection).
         """
         if self._conn.in_loop_thread():
             self._stop_now(None)
-            return
+            return True
         future = self._conn.submit(self._stop_now)
         try:
             future.result(timeout)
+            return True
         except concurrent.futures.TimeoutError:
-            LOG.warning("%s: the broker did not confirm deleting %s within %.1fs",
+            LOG.warning("%s: the broker did not confirm cancelling and deleting %s within %.1fs",
                         self._conn.name, ", ".join(self._private) or "nothing", timeout)
         except Exception as exc:
             LOG.warning("%s: stopping failed: %s", self._conn.name, describe_error(exc))
+        return False
 
     def settle(self, message: PikaMessage, requeue: bool) -> None:
         """Ack or requeue ``message`` in the I/O thread (inline when already there)."""
@@ -97,11 +103,15 @@ class QueueConsumer:
     # -- I/O thread: connection events ----------------------------------------------------------
 
     def on_open(self, connection: Any) -> None:
-        if not self._stopped:
+        if self._stopped:
+            self._conn.close()  # reconnected after stop: nothing left to do here
+        else:
             connection.channel(on_open_callback=self._setup)
 
     def on_lost(self, reason: BaseException) -> None:
         self._channel = None
+        if self._stopped:
+            self._conn.close()  # the broker requeued what was unsettled: no reason to reconnect
 
     def on_attempt_failed(self, error: str) -> None:
         if self._started.done() or self._max_failed_attempts is None:
@@ -158,8 +168,12 @@ class QueueConsumer:
 
     def _on_delivery(self, channel: Channel, method: Any, properties: Any, body: bytes) -> None:
         acks = self._acks
-        if self._stopped or channel is not self._channel or acks is None:
-            return  # left unacknowledged: the broker requeues it when the channel closes
+        if channel is not self._channel or acks is None:
+            return  # an old channel: the broker requeues it when the channel closes
+        if self._stopped:
+            if not self._no_ack:
+                acks.give_back(method.delivery_tag)  # sent before our cancel reached the broker
+            return
         message = PikaMessage(body, channel, method.delivery_tag, self)
         if self._no_ack:
             message.settled = True
@@ -203,6 +217,7 @@ class QueueConsumer:
         if stop_future is not None and not stop_future.done():
             stop_future.set_result(None)
         if self._stopped:
+            self._conn.close()  # what was in hand goes back to the queue with the channel
             return
         if isinstance(reason, ChannelClosedByBroker):
             if not self._started.done():
@@ -231,20 +246,44 @@ class QueueConsumer:
             acks.flush()
 
     def _stop_now(self, future: concurrent.futures.Future | None) -> None:
+        if self._stopped:
+            if future is not None and not future.done():
+                future.set_result(None)
+            return
         self._stopped = True  # from here on no delivery reaches on_message
         self._flush_acks()
         channel = self._channel
-        if channel is None or not channel.is_open or self._conn.state is not State.OPEN \
-                or not self._private:
+        if channel is None or not channel.is_open or self._conn.state is not State.OPEN:
             if future is not None:
                 future.set_result(None)
+            self._conn.close()
             return
         self._stop_future = future
-        last = len(self._private) - 1
-        for i, name in enumerate(self._private):
-            done: Any = _ignore
-            if i == last and future is not None:
-                def done(_frame: Any, future: concurrent.futures.Future = future) -> None:
-                    if not future.done():
-                        future.set_result(None)
-            channel.queue_delete(name, callback=done)
+
+        def finished(_frame: Any = None) -> None:
+            if future is not None and not future.done():
+                future.set_result(None)
+            self._close_when_settled()
+
+        # pika sends these one after the other: the last answer means all were done.
+        steps: list[Any] = [functools.partial(channel.basic_cancel, tag)
+                            for tag in channel.consumer_tags]
+        steps += [functools.partial(channel.queue_delete, name) for name in self._private]
+        if not steps:
+            finished()
+            return
+        for step in steps[:-1]:
+            step(callback=_ignore)
+        steps[-1](callback=finished)
+
+    def _close_when_settled(self) -> None:
+        """Close the connection now, or once the application settled what it still holds."""
+        acks = self._acks
+        channel = self._channel
+        if self._no_ack or acks is None or channel is None or not channel.is_open \
+                or not acks.outstanding():
+            self._conn.close()
+            return
+        LOG.debug("%s: stopped; closing once %d message(s) in hand are settled",
+                  self._conn.name, acks.outstanding())
+        acks.on_idle = self._conn.close

@@ -163,14 +163,12 @@ class PikaDriver(Driver):
             conn = self._new_connection(role)
             consumer = QueueConsumer(conn, specs, on_message, private, max_failed_attempts,
                                      no_ack)
-            listener = PikaListener(conn, consumer, self._forget)
+            listener = PikaListener(conn, consumer)
+            # (stopped listeners stay until their connection closed: see PikaListener)
+            self._listeners = {lst for lst in self._listeners if not lst.finished}
             self._listeners.add(listener)
         listener.start(self.settings.listen_timeout)
         return listener
-
-    def _forget(self, listener: PikaListener) -> None:
-        with self._lock:
-            self._listeners.discard(listener)
 
     def listen(self, target: Target, on_message: OnMessage) -> Listener:
         specs = self.topology.server_queues(target.exchange, str(target.topic),
@@ -206,9 +204,9 @@ class PikaDriver(Driver):
             publisher, self._publisher = self._publisher, None
         for listener in listeners:
             try:
-                listener.stop()
+                listener.close()
             except Exception:
-                LOG.exception("stopping %r failed", listener)
+                LOG.exception("closing %r failed", listener)
         if publisher is not None:
             if not self._replies.flush(self.settings.shutdown_timeout):
                 LOG.warning("closing %s with replies the broker has not confirmed yet", self.url)
@@ -216,7 +214,8 @@ class PikaDriver(Driver):
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
-            listeners = [listener.queues for listener in self._listeners]
+            listeners = [listener.queues for listener in self._listeners
+                         if not listener.finished]
         return {"driver": type(self).__name__, "url": str(self.url), "vhost": self._vhost,
                 "hosts": [h.netloc() for h in self._hosts], "tls": self._tls is not None,
                 "listeners": listeners, "closed": self._closed}

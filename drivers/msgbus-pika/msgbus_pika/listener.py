@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable
 
 from msgbus.driver.base import Listener
 from msgbus_pika.consumer import QueueConsumer
@@ -11,13 +10,16 @@ from msgbus_pika.io_connection import IoConnection
 
 
 class PikaListener(Listener):
-    """Owns one connection (and its I/O thread); stopping it deletes its private queues."""
+    """Owns one connection (and its I/O thread); stopping it deletes its private queues.
 
-    def __init__(self, conn: IoConnection, consumer: QueueConsumer,
-                 on_stopped: Callable[["PikaListener"], None]) -> None:
+    After :meth:`stop` the connection lives on only while the application still holds messages
+    it took (a notification endpoint finishing its work), so that their acks reach the broker;
+    :meth:`close` (the transport closing) ends it at once.
+    """
+
+    def __init__(self, conn: IoConnection, consumer: QueueConsumer) -> None:
         self._conn = conn
         self._consumer = consumer
-        self._on_stopped = on_stopped
         self._lock = threading.Lock()
         self._stopped = False
 
@@ -26,25 +28,32 @@ class PikaListener(Listener):
         """The queues consumed (for diagnostics and tests)."""
         return self._consumer.queues
 
+    @property
+    def finished(self) -> bool:
+        """Stopped and its connection closed: nothing of it is left running."""
+        return self._stopped and self._conn.closed
+
     def start(self, timeout: float) -> None:
         """Connect and consume; raises (after closing the connection) if it cannot."""
         try:
             self._consumer.start(timeout)
         except BaseException:
-            self.stop()
+            self.close()
             raise
 
     def stop(self) -> None:
-        """Stop delivering, delete the private (fanout, reply) queues, close the connection."""
+        """Stop delivering, cancel consuming, delete the private (fanout, reply) queues."""
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
-        try:
-            self._consumer.stop(self._conn.settings.shutdown_timeout)
+        if not self._consumer.stop(self._conn.settings.shutdown_timeout):
             self._conn.close()
-        finally:
-            self._on_stopped(self)
+
+    def close(self) -> None:
+        """Stop, then close the connection and end its I/O thread now."""
+        self.stop()
+        self._conn.close()
 
     def __repr__(self) -> str:
         return f"<PikaListener {', '.join(self.queues)}>"
