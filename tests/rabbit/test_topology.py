@@ -73,6 +73,24 @@ class TestServerTopology:
         assert ("openstack", f"{topic}.host-a") in bindings_of(f"{topic}.host-a")
         assert (f"{topic}_fanout", "") in bindings_of(fanout[0])
 
+    def test_fanout_after_its_auto_deleted_exchange_came_back(self, closer: Closer) -> None:
+        """The client remembers it declared ``<topic>_fanout``; the broker deletes it with the
+        last server (auto-delete); the next fanout cast must declare it again, not fail."""
+        topic = unique("topo-refanout")
+        client = msgbus.get_rpc_client(closer.transport(), msgbus.Target(topic=topic,
+                                                                         fanout=True))
+        first = Echo("first")
+        srv = closer.server(closer.transport(), topic, [first], server="a")
+        client.cast({}, "note", value=1)
+        assert first.wait_seen(lambda seen: seen == [1])
+        srv.stop()
+        srv.wait()
+        assert f"{topic}_fanout" not in rabbitmq.list_exchanges()
+        second = Echo("second")
+        closer.server(closer.transport(), topic, [second], server="b")
+        client.cast({}, "note", value=2)
+        assert second.wait_seen(lambda seen: seen == [2])
+
     def test_target_exchange_is_used(self, closer: Closer) -> None:
         topic, exchange = unique("topo-x"), unique("exchange")
         transport = closer.transport()

@@ -37,6 +37,8 @@ LOG = logging.getLogger(__name__)
 
 _DELIVER_PREFIX = b"\x00\x3c\x00\x3c"  # Basic.Deliver (class 60, method 60)
 _ACK = 80  # Basic.Ack
+#: A connection that lived this long (seconds) was healthy: reconnecting starts a new backoff.
+_HEALTHY_SECONDS = 5.0
 #: How long acks of a burst wait for more deliveries to join them (milliseconds).
 _ACK_DELAY_MS = 0.5
 _REJECT = 90  # Basic.Reject
@@ -346,21 +348,37 @@ class ConsumerThread:
                     if self._wait(delay):
                         return
                     continue
-                delays = reconnect_delays(self._settings.amqp)
+                except Exception:  # a bug or an odd broker answer: log it, try again later
+                    delay = next(delays)
+                    LOG.exception("%s: unexpected error setting up consumers; retrying in "
+                                  "%.1fs", self.purpose, delay)
+                    if self._wait(delay):
+                        return
+                    continue
                 if self._ready.is_set():
                     LOG.info("%s: consuming again from %s after reconnecting", self.purpose,
                              link.endpoint.describe())
                 self._ready.set()
                 self._attempted.set()
+                connected_at = time.monotonic()
                 try:
                     self._serve(link)
-                except (*CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+                except Exception as exc:  # noqa: BLE001 - the thread must live on
                     self._link = None
                     link.abort()
                     if self._stopping():
                         return
-                    LOG.warning("%s: connection to %s lost (%s); reconnecting", self.purpose,
-                                link.endpoint.describe(), exc)
+                    if isinstance(exc, (*CONNECTION_ERRORS, *CHANNEL_ERRORS)):
+                        LOG.warning("%s: connection to %s lost (%s); reconnecting",
+                                    self.purpose, link.endpoint.describe(), exc)
+                    else:
+                        LOG.exception("%s: unexpected error while consuming; reconnecting",
+                                      self.purpose)
+                    if time.monotonic() - connected_at > _HEALTHY_SECONDS:
+                        delays = reconnect_delays(self._settings.amqp)  # a fresh backoff
+                    else:  # lost again right away: do not hammer the broker
+                        if self._wait(next(delays)):
+                            return
                     continue
                 self._finish(link)
                 return

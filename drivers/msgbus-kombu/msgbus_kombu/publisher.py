@@ -177,10 +177,18 @@ class PublishSlot:
         channel error of py-amqp.
         """
         link = self.link
+        if link is not None and link.pending():
+            # Whatever came while the slot was idle; a close from the broker (or a dead socket)
+            # shows here, before we publish: then this same try reconnects.
+            try:
+                link.drain_pending()
+            except CONNECTION_ERRORS as exc:
+                LOG.info("send connection to %s was closed while idle (%s); reconnecting",
+                         link.endpoint.describe(), exc)
+                self.abort()
+                link = None
         if link is None:
             link = self.connect(deadline)
-        elif link.pending():
-            link.drain_pending()  # a close from the broker surfaces here, before we publish
         if declare is not None:
             link.declare_queue(declare)
         exchange_name = ""
@@ -376,6 +384,11 @@ class PublisherPool:
                         raise MessageDeliveryFailure("the transport was closed while "
                                                      "sending") from None
                     self._retry_or_raise(budget, exc, where, exchange, routing_key)
+                except (MessageDeliveryFailure, MessagingTimeout, MessageUndeliverable):
+                    raise
+                except Exception:  # not the broker's doing: the slot's state is unknown
+                    slot.abort()
+                    raise
         finally:
             self._release(slot)
 
