@@ -167,6 +167,20 @@ class TestPrivateNode:
             client.cast({}, "note", value=i)
         assert echo.wait_seen(lambda seen: len(seen) >= 10)
 
+    def test_send_after_idle_connection_was_closed_needs_no_retry(self, node: RabbitNode,
+                                                                  closer: Closer) -> None:
+        """A pooled send connection the broker closed while idle is replaced within the same
+        try: a cast with retry=0 after a forced close still goes out."""
+        topic = unique("fault-idleclose")
+        echo = Echo()
+        closer.server(closer.transport(url=node.url, conf=fast()), topic, [echo])
+        client = client_for(closer, node.url, topic, retry=0)
+        client.cast({}, "note", value="before")
+        assert echo.wait_seen(lambda seen: "before" in seen)
+        node.close_all_connections("msgbus fault test")
+        client.cast({}, "note", value="after")
+        assert echo.wait_seen(lambda seen: "after" in seen)
+
     def test_broker_restart(self, node: RabbitNode, closer: Closer) -> None:
         topic = unique("fault-restart")
         echo = Echo()
