@@ -1,6 +1,7 @@
 """The envelope and failure encodings, checked against the oslo.messaging wire facts."""
 
 import json
+import uuid
 
 import pytest
 
@@ -33,6 +34,15 @@ def test_legacy_unwrapped_message_is_accepted() -> None:
 def test_malformed_bodies_are_refused_with_a_reason(body: bytes, words: str) -> None:
     with pytest.raises(envelope.MalformedMessage, match=words):
         envelope.decode(body)
+
+
+def test_new_ids_are_distinct_uuid4_hex() -> None:
+    ids = [envelope.new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert parsed.hex == value
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
 def test_context_is_flattened_and_restored() -> None:
