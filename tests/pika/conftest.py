@@ -7,7 +7,6 @@ fails the tests (it never skips them): start it with ``rabbitmq-server -detached
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from msgbus.testing import rabbitmq
+from msgbus.testing.harness import capture_logs
 
 from pika_helpers import HOST, PIKA_URL, PORT, Closer, LogCapture
 
@@ -45,16 +45,8 @@ def closer() -> Iterator[Closer]:
 @pytest.fixture
 def logs() -> Iterator[LogCapture]:
     """Every log record emitted during the test."""
-    handler = LogCapture()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with capture_logs() as handler:
         yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
 
 
 @dataclasses.dataclass(frozen=True)

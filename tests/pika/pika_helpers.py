@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 import uuid
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from oslo_config import cfg
 
-import msgbus
+from msgbus.testing import harness
+from msgbus.testing.harness import Echo, LogCapture  # noqa: F401 (used by the tests)
 
 HOST, PORT = "127.0.0.1", 5672
 PIKA_URL = f"pika://guest:guest@{HOST}:{PORT}/"
@@ -43,92 +41,8 @@ def unique(name: str) -> str:
     return f"msgbus-pika-{name}-{uuid.uuid4().hex[:10]}"
 
 
-class Closer:
-    """Servers and transports a test made; stopped and closed after it, in reverse order."""
+class Closer(harness.Closer):
+    """Servers and transports a test made (on ``PIKA_URL`` by default), closed after it."""
 
     def __init__(self) -> None:
-        self._items: list[Callable[[], None]] = []
-
-    def transport(self, url: str = PIKA_URL, conf: cfg.ConfigOpts | None = None,
-                  **kwargs: Any) -> msgbus.Transport:
-        transport = msgbus.get_rpc_transport(conf or make_conf(), url=url, **kwargs)
-        self._items.append(transport.cleanup)
-        return transport
-
-    def server(self, transport: msgbus.Transport, topic: str, endpoints: list[Any],
-               server: str = "s1", start: bool = True, **kwargs: Any) -> msgbus.RPCServer:
-        srv = msgbus.get_rpc_server(transport, msgbus.Target(topic=topic, server=server),
-                                    endpoints, **kwargs)
-
-        def stop() -> None:
-            srv.stop()
-            srv.wait()
-        self._items.append(stop)
-        if start:
-            srv.start()
-        return srv
-
-    def add(self, fn: Callable[[], None]) -> None:
-        self._items.append(fn)
-
-    def close(self) -> None:
-        errors = []
-        for fn in reversed(self._items):
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001 - all cleanups run, the first error is raised
-                errors.append(exc)
-        self._items.clear()
-        if errors:
-            raise errors[0]
-
-
-class Echo:
-    """A small endpoint: echo, record casts, fail on request."""
-
-    def __init__(self, name: str = "echo") -> None:
-        self.name = name
-        self.seen: list[Any] = []
-        self._cond = threading.Condition()
-
-    def echo(self, ctxt: Any, value: Any) -> Any:
-        return value
-
-    def whoami(self, ctxt: Any) -> str:
-        return self.name
-
-    def note(self, ctxt: Any, value: Any) -> None:
-        with self._cond:
-            self.seen.append(value)
-            self._cond.notify_all()
-
-    def fail(self, ctxt: Any, message: str) -> None:
-        raise ValueError(message)
-
-    def wait_seen(self, predicate: Callable[[list[Any]], bool], timeout: float = 30.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self.seen), timeout)
-
-
-class LogCapture(logging.Handler):
-    """Collects log records (for asserting that a problem was logged)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-        self._cond = threading.Condition()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._cond:
-            self.records.append(record)
-            self._cond.notify_all()
-
-    def messages(self, level: int = logging.DEBUG) -> list[str]:
-        with self._cond:
-            return [r.getMessage() for r in self.records if r.levelno >= level]
-
-    def wait_for(self, text: str, level: int = logging.DEBUG, timeout: float = 30.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(
-                lambda: any(text in r.getMessage() for r in self.records if r.levelno >= level),
-                timeout)
+        super().__init__(PIKA_URL, make_conf)

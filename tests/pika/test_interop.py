@@ -29,43 +29,16 @@ import msgbus.notify
 from msgbus import options as core_options
 from msgbus.testing import rabbitmq
 from msgbus.testing.fixtures import Recorder
+from msgbus.testing.harness import InteropEndpoint, InteropError
 
 pytestmark = pytest.mark.timeout(120)
 
 WAIT = 30.0
 
 
-class InteropError(Exception):
-    """An application error every side allows to be rebuilt (its module is allowed)."""
-
-
 ERRORS_MODULE = InteropError.__module__
-
-
-class Endpoint:
-    """The same RPC endpoint on every side; casts are recorded as (name, value)."""
-
-    def __init__(self, name: str, recorder: Recorder | None = None) -> None:
-        self.name = name
-        self.recorder = recorder or Recorder()
-
-    def echo(self, ctxt: Any, value: Any) -> Any:
-        return value
-
-    def whoami(self, ctxt: Any) -> str:
-        return self.name
-
-    def context(self, ctxt: Any) -> Any:
-        return ctxt
-
-    def note(self, ctxt: Any, value: Any) -> None:
-        self.recorder.add((self.name, value))
-
-    def fail_interop(self, ctxt: Any, message: str) -> None:
-        raise InteropError(message)
-
-    def fail(self, ctxt: Any, message: str) -> None:
-        raise ValueError(message)
+#: The same RPC endpoint on every side; casts are recorded as (name, value).
+Endpoint = InteropEndpoint
 
 
 class NotificationEndpoint:

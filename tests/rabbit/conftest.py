@@ -6,12 +6,12 @@ fails the tests (it never skips them): start it with ``rabbitmq-server -detached
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
 
 from msgbus.testing import rabbitmq
+from msgbus.testing.harness import capture_logs
 
 from .helpers import HOST, PORT, RABBIT_URL, TOPIC_PREFIX, Closer, LogCapture, delete_entities
 
@@ -48,13 +48,5 @@ def closer() -> Iterator[Closer]:
 @pytest.fixture
 def logs() -> Iterator[LogCapture]:
     """Every log record emitted during the test."""
-    handler = LogCapture()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with capture_logs() as handler:
         yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)

@@ -19,10 +19,10 @@ from oslo_config import cfg
 
 import msgbus
 from msgbus.testing import rabbitmq
-
 from msgbus.testing.fixtures import Recorder
+from msgbus.testing.harness import InteropEndpoint, InteropError
 
-from .helpers import RABBIT_URL, Closer, InteropError, delete_entities, make_conf, unique
+from .helpers import RABBIT_URL, Closer, delete_entities, make_conf, unique
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,30 +30,8 @@ ERRORS_MODULE = InteropError.__module__
 WAIT = 30.0
 
 
-class OsloEndpoint:
+class OsloEndpoint(InteropEndpoint):
     """The oslo.messaging side's endpoint; casts are recorded as (name, value)."""
-
-    def __init__(self, name: str, recorder: Recorder | None = None) -> None:
-        self.name = name
-        self.recorder = recorder or Recorder()
-
-    def echo(self, ctxt: Any, value: Any) -> Any:
-        return value
-
-    def whoami(self, ctxt: Any) -> str:
-        return self.name
-
-    def context(self, ctxt: Any) -> Any:
-        return ctxt
-
-    def note(self, ctxt: Any, value: Any) -> None:
-        self.recorder.add((self.name, value))
-
-    def fail_interop(self, ctxt: Any, message: str) -> None:
-        raise InteropError(message)
-
-    def fail(self, ctxt: Any, message: str) -> None:
-        raise ValueError(message)
 
 
 class MsgbusEndpoint(OsloEndpoint):
