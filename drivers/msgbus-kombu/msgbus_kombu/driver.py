@@ -61,7 +61,8 @@ class KombuDriver(Driver):
         deadline = time.monotonic() + ttl if ttl else None
         self.publisher.send(route.exchange, route.routing_key, body,
                             expiration=expiration_ms(ttl) if ttl else None,
-                            mandatory=mandatory, retry=retry, deadline=deadline)
+                            mandatory=mandatory, retry=retry, deadline=deadline,
+                            pipelined=not ttl and not mandatory)
 
     def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
         """Publish to the default exchange, mandatory; retry a while if the queue is missing."""

@@ -18,7 +18,7 @@ import logging
 import struct
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from amqp.basic_message import Message
 
@@ -32,6 +32,11 @@ from msgbus_kombu.options import Settings
 LOG = logging.getLogger(__name__)
 
 _NOT_FOUND = 404
+#: Seconds that closing a transport (or the idle keeper) waits for casts' last confirms.
+_FLUSH_TIMEOUT = 10.0
+#: A pipelined cast whose confirm did not come after this many publishes is dropped with an
+#: error log (the broker keeps refusing it, e.g. permissions), rather than retried forever.
+_MAX_CAST_ATTEMPTS = 4
 
 
 #: Basic.Ack (class 60, method 80): the broker confirms a published message.
@@ -86,30 +91,68 @@ class Nacked(Exception):
     """The broker refused responsibility for a message (basic.nack)."""
 
 
-class PublishSlot:
-    """One confirm-mode connection, used by one sending thread at a time."""
+class InFlight(NamedTuple):
+    """A cast published ahead of its confirm: what it takes to publish it again."""
 
-    def __init__(self, connector: Connector, index: int) -> None:
+    exchange: ExchangeSpec | None
+    routing_key: str
+    body: bytes
+    properties: bytes
+    #: how many times it was published already (see :data:`_MAX_CAST_ATTEMPTS`)
+    attempts: int = 1
+
+
+class PublishSlot:
+    """One confirm-mode connection, used by one sending thread at a time.
+
+    Every published message is tracked by its delivery tag until the broker confirms it. A
+    pipelined cast keeps a copy (:class:`InFlight`): if its connection or channel fails, or the
+    broker nacks it, the copy goes to :attr:`replay` and the next publish on this slot (after
+    reconnecting) sends it again, ahead of its own message.
+    """
+
+    def __init__(self, connector: Connector, index: int, window: int = 0) -> None:
         self._connector = connector
         self.index = index
+        self.window = window
         self.link: Link | None = None
         self.last_used = time.monotonic()
         self._tag = 0
         self._channel_id = 0
-        self._acked = 0
-        self._nacked = 0
+        #: delivery tag -> the copy of a pipelined cast, or None for a send that waits itself
+        self._unconfirmed: dict[int, InFlight | None] = {}
+        self._nacked: set[int] = set()
         self._returned: Returned | None = None
+        #: pipelined casts to publish again (their connection failed or the broker nacked them)
+        self.replay: list[InFlight] = []
 
-    # confirm bookkeeping (called by py-amqp while this slot's thread reads)
+    # confirm bookkeeping (called while this slot's thread reads)
+    def _settle(self, delivery_tag: int, multiple: bool, nack: bool) -> None:
+        pending = self._unconfirmed
+        if multiple:
+            done = []
+            for tag in pending:  # insertion order is tag order
+                if tag > delivery_tag:
+                    break
+                done.append(tag)
+        else:
+            done = [delivery_tag] if delivery_tag in pending else []
+        for tag in done:
+            copy = pending.pop(tag)
+            if not nack:
+                continue
+            if copy is None:
+                self._nacked.add(tag)
+            else:
+                LOG.warning("the broker refused (nacked) a cast to %r; sending it again",
+                            copy.routing_key)
+                self.replay.append(copy)
+
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
-        if delivery_tag > self._acked:
-            self._acked = delivery_tag
+        self._settle(delivery_tag, multiple, False)
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
-        if delivery_tag > self._nacked:
-            self._nacked = delivery_tag
-        if delivery_tag > self._acked:
-            self._acked = delivery_tag
+        self._settle(delivery_tag, multiple, True)
 
     def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
         code = getattr(exc, "code", None) or getattr(exc, "reply_code", 312)
@@ -121,10 +164,30 @@ class PublishSlot:
         """Fast path for Basic.Ack; everything else goes to py-amqp."""
         if frame_type == 1 and payload[:4] == _ACK_PREFIX and channel == self._channel_id:
             tag = _unpack(">Q", payload, 4)[0]
-            if tag > self._acked:
-                self._acked = tag
+            multiple = len(payload) > 12 and bool(payload[12] & 1)
+            if multiple or len(self._unconfirmed) != 1:
+                self._settle(tag, multiple, False)
+            else:
+                self._unconfirmed.pop(tag, None)
             return True
         return False
+
+    def _orphan(self) -> None:
+        """The channel is gone: its unconfirmed casts are to be published again."""
+        copies = [copy for copy in self._unconfirmed.values() if copy is not None]
+        self._unconfirmed.clear()
+        self._nacked.clear()
+        kept = []
+        for copy in copies:
+            if copy.attempts >= _MAX_CAST_ATTEMPTS:
+                LOG.error("dropping a cast to exchange %r with routing key %r: published %d "
+                          "times, never confirmed by the broker",
+                          copy.exchange.name if copy.exchange else "", copy.routing_key,
+                          copy.attempts)
+            else:
+                kept.append(copy)
+        if kept:
+            self.replay[:0] = kept
 
     def _setup_channel(self, link: Link) -> None:
         channel = link.channel
@@ -132,7 +195,8 @@ class PublishSlot:
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
         channel.events["basic_return"].add(self._on_return)
-        self._tag = self._acked = self._nacked = 0
+        self._tag = 0
+        self._orphan()
         self._channel_id = channel.channel_id
         link.hook = self._hook
 
@@ -152,6 +216,7 @@ class PublishSlot:
         link = self.link
         if link is None:
             return
+        self._orphan()
         try:
             link.reopen_channel()
             self._setup_channel(link)
@@ -159,29 +224,56 @@ class PublishSlot:
             self.abort()
 
     def abort(self) -> None:
+        self._orphan()
         link, self.link = self.link, None
         if link is not None:
             link.abort()
 
     def close(self) -> None:
+        self._orphan()
         link, self.link = self.link, None
         if link is not None:
             link.close()
 
-    def publish(self, exchange: ExchangeSpec | None, routing_key: str, body: bytes,
-                properties: bytes, mandatory: bool, declare: QueueSpec | None,
-                deadline: float | None) -> None:
-        """Publish and wait for the broker's confirm (connecting first when needed).
+    @property
+    def outstanding(self) -> int:
+        """Pipelined casts not confirmed yet (published or waiting to be published again)."""
+        return len(self.replay) + sum(1 for c in self._unconfirmed.values() if c is not None)
 
-        Raises Returned (mandatory and unroutable), Nacked, ConnectFailed, or a connection or
-        channel error of py-amqp.
-        """
+    def _write(self, link: Link, exchange: ExchangeSpec | None, routing_key: str, body: bytes,
+               properties: bytes, mandatory: bool) -> int:
+        exchange_name = ""
+        if exchange is not None:
+            link.declare_exchange(exchange)
+            exchange_name = exchange.name
+        self._tag += 1
+        link.write(publish_frames(self._channel_id, exchange_name, routing_key, mandatory,
+                                  properties, body, link.conn.frame_max))
+        return self._tag
+
+    def _publish_replay(self, link: Link) -> None:
+        """Publish again the casts whose confirm never came (see :attr:`replay`)."""
+        count = len(self.replay)
+        while self.replay:
+            copy = self.replay[0]
+            tag = self._write(link, copy.exchange, copy.routing_key, copy.body, copy.properties,
+                              False)
+            self.replay.pop(0)
+            self._unconfirmed[tag] = copy._replace(attempts=copy.attempts + 1)
+        LOG.info("sent %d unconfirmed cast(s) again on %s", count, link.endpoint.describe())
+
+    def _ready_link(self, deadline: float | None) -> Link:
         link = self.link
         if link is not None and link.pending():
             # Whatever came while the slot was idle; a close from the broker (or a dead socket)
-            # shows here, before we publish: then this same try reconnects.
+            # shows here, before we publish: then this same try reconnects. A channel error
+            # here answers an earlier pipelined cast (e.g. its exchange was deleted).
             try:
                 link.drain_pending()
+            except CHANNEL_ERRORS as exc:
+                LOG.info("the broker closed the send channel (%s); opening another", exc)
+                self.reopen_channel()
+                link = self.link
             except CONNECTION_ERRORS as exc:
                 LOG.info("send connection to %s was closed while idle (%s); reconnecting",
                          link.endpoint.describe(), exc)
@@ -189,39 +281,104 @@ class PublishSlot:
                 link = None
         if link is None:
             link = self.connect(deadline)
+        if self.replay:
+            self._publish_replay(link)
+        return link
+
+    def publish(self, exchange: ExchangeSpec | None, routing_key: str, body: bytes,
+                properties: bytes, mandatory: bool, declare: QueueSpec | None,
+                deadline: float | None, pipelined: bool = False) -> None:
+        """Publish, then wait for the broker's confirm (connecting first when needed).
+
+        ``pipelined`` (a cast): return once the message is written while fewer than
+        ``window`` casts await their confirm; the slot keeps a copy until the confirm comes.
+        Raises Returned (mandatory and unroutable), Nacked, ConnectFailed, or a connection or
+        channel error of py-amqp.
+        """
+        link = self._ready_link(deadline)
         if declare is not None:
             link.declare_queue(declare)
-        exchange_name = ""
-        if exchange is not None:
-            link.declare_exchange(exchange)
-            exchange_name = exchange.name
         self._returned = None
-        self._tag += 1
-        tag = self._tag
-        link.write(publish_frames(self._channel_id, exchange_name, routing_key, mandatory,
-                                  properties, body, link.conn.frame_max))
-        while self._acked < tag:
-            if deadline is not None and not link.wait_readable(deadline - time.monotonic()):
-                raise TimeoutError("no publisher confirm before the call's timeout")
+        if pipelined and self.window > 0 and not mandatory:
+            tag = self._write(link, exchange, routing_key, body, properties, False)
+            self._unconfirmed[tag] = InFlight(exchange, routing_key, body, properties)
+            self.last_used = time.monotonic()
+            self._collect_confirms(link)
+            return
+        tag = self._write(link, exchange, routing_key, body, properties, mandatory)
+        self._unconfirmed[tag] = None
+        io_timeout = link.settings.io_timeout
+        while tag in self._unconfirmed:
+            wait = io_timeout
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+            if not link.wait_readable(wait):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError("no publisher confirm before the call's timeout")
+                # Silent for the whole I/O timeout: taken as dead, so the send (within its
+                # deadline) goes out again on a new connection rather than waiting on this one.
+                raise TimeoutError(f"no publisher confirm within {io_timeout:g}s")
             link.read_frame()
         self.last_used = time.monotonic()
-        if self._nacked >= tag:
+        if tag in self._nacked:
+            self._nacked.discard(tag)
             raise Nacked(f"the broker refused message {tag} (basic.nack)")
         if self._returned is not None:
             raise self._returned
 
-    def keepalive(self) -> None:
-        """Handle frames that arrived while idle and send a heartbeat when one is due."""
-        link = self.link
-        if link is None:
-            return
+    def _collect_confirms(self, link: Link) -> None:
+        """Read the confirms already here; wait while the window is full. A failure here is
+        not the cast's: its copy is kept and published again by the next send on this slot."""
         try:
             link.drain_pending()
-            link.heartbeat_check()
-        except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
-            LOG.info("idle send connection to %s lost (%s); reconnecting on next send",
-                     link.endpoint.describe(), exc)
+            while len(self._unconfirmed) > self.window:
+                link.read_frame()
+        except CHANNEL_ERRORS as exc:
+            LOG.info("the broker closed the send channel with %d cast(s) unconfirmed (%s); "
+                     "they are sent again on the next send", self.outstanding, exc)
+            self.reopen_channel()
+        except CONNECTION_ERRORS as exc:
+            LOG.warning("send connection to %s failed with %d cast(s) unconfirmed (%s); they "
+                        "are sent again on the next send", link.endpoint.describe(),
+                        self.outstanding, exc)
             self.abort()
+
+    def flush(self, timeout: float) -> int:
+        """Get every outstanding cast confirmed within ``timeout`` (publishing again what needs
+        it, reconnecting once); returns how many are still unconfirmed."""
+        deadline = time.monotonic() + timeout
+        tries = 0
+        while self.outstanding and tries < 3 and time.monotonic() < deadline:
+            tries += 1
+            try:
+                link = self._ready_link(deadline)
+                while self.outstanding and not self.replay:
+                    if not link.wait_readable(deadline - time.monotonic()):
+                        return self.outstanding
+                    link.read_frame()
+            except (ConnectFailed, *CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+                LOG.info("flushing unconfirmed casts on %s failed (%s)",
+                         self._connector.describe(), exc)
+                self.abort()
+        return self.outstanding
+
+    def keepalive(self) -> None:
+        """Handle frames that arrived while idle (confirms among them) and send a heartbeat
+        when one is due; casts left to publish again are flushed now rather than kept."""
+        link = self.link
+        if link is not None:
+            try:
+                link.drain_pending()
+                link.heartbeat_check()
+            except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
+                LOG.info("idle send connection to %s lost (%s); reconnecting on next send",
+                         link.endpoint.describe(), exc)
+                self.abort()
+        if self.replay:
+            left = self.flush(_FLUSH_TIMEOUT)
+            if left:
+                LOG.warning("%d cast(s) still unconfirmed by the broker at %s; trying again "
+                            "later", left, self._connector.describe())
 
 
 class PublisherPool:
@@ -233,6 +390,7 @@ class PublisherPool:
         self._settings = settings
         self._stop = stop
         self._size = settings.amqp.pool_size
+        self._window = settings.kombu.cast_confirm_window
         self._idle: collections.deque[PublishSlot] = collections.deque()
         self._slots: list[PublishSlot] = []
         self._cond = threading.Condition()
@@ -263,7 +421,7 @@ class PublisherPool:
                     self._cond.wait(0.5)
                     continue
                 if len(self._slots) < self._size:
-                    slot = PublishSlot(self._connector, len(self._slots) + 1)
+                    slot = PublishSlot(self._connector, len(self._slots) + 1, self._window)
                     self._slots.append(slot)
                     self._start_keeper()
                     return slot
@@ -272,11 +430,20 @@ class PublisherPool:
 
     def _release(self, slot: PublishSlot) -> None:
         with self._cond:
-            if self._closed:
-                slot.close()
+            if not self._closed:
+                self._idle.append(slot)
+                self._cond.notify()
                 return
-            self._idle.append(slot)
-            self._cond.notify()
+        self._flush_and_close(slot)
+
+    @staticmethod
+    def _flush_and_close(slot: PublishSlot) -> None:
+        if slot.outstanding:
+            left = slot.flush(_FLUSH_TIMEOUT)
+            if left:
+                LOG.error("%d cast(s) were not confirmed by the broker before the transport "
+                          "closed: they may be lost", left)
+        slot.close()
 
     def _start_keeper(self) -> None:
         interval = self._settings.heartbeat_interval
@@ -314,7 +481,7 @@ class PublisherPool:
         with self._cond:
             if self._slots or self._closed:
                 return
-            slot = PublishSlot(self._connector, 1)
+            slot = PublishSlot(self._connector, 1, self._window)
             self._slots.append(slot)
             self._warming += 1
         try:
@@ -341,8 +508,9 @@ class PublisherPool:
     def send(self, exchange: ExchangeSpec | None, routing_key: str, body: bytes, *,
              expiration: str | None = None, mandatory: bool = False,
              retry: int | None = None, deadline: float | None = None,
-             declare: QueueSpec | None = None) -> None:
-        """Publish ``body`` and return once the broker confirmed it.
+             declare: QueueSpec | None = None, pipelined: bool = False) -> None:
+        """Publish ``body`` and return once the broker confirmed it (``pipelined``: once it is
+        written, within the slot's window of unconfirmed casts; see :class:`PublishSlot`).
 
         Raises MessageUndeliverable (mandatory, no queue), MessageDeliveryFailure (the retries
         are spent or the broker refused), MessagingTimeout (``deadline`` passed first).
@@ -362,7 +530,7 @@ class PublisherPool:
             while True:
                 try:
                     slot.publish(exchange, routing_key, body, properties, mandatory, declare,
-                                 deadline)
+                                 deadline, pipelined)
                     return
                 except Returned as ret:
                     raise MessageUndeliverable(None, ret.exchange or "", ret.routing_key,
@@ -430,7 +598,7 @@ class PublisherPool:
             self._idle.clear()
             self._cond.notify_all()
         for slot in idle:
-            slot.close()
+            self._flush_and_close(slot)
         keeper = self._keeper
         if keeper is not None and keeper is not threading.current_thread():
             keeper.join(5.0)
