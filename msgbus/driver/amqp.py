@@ -44,6 +44,14 @@ amqp_opts = [
                  help="Longest delay between reconnection attempts, in seconds."),
     cfg.IntOpt("rpc_conn_pool_size", default=30, min=1,
                help="Connections (or channels) kept for sending."),
+    cfg.IntOpt("cast_confirm_window", default=64, min=0,
+               help="How many casts one send connection may have published that the broker "
+                    "has not confirmed yet: a cast returns once written while fewer are "
+                    "outstanding, so a burst of casts is not one round trip each. Each "
+                    "unconfirmed cast is kept and published again if its connection fails or "
+                    "the broker refuses it; closing the transport waits for the last "
+                    "confirms and logs an error for any it could not get. 0 makes every cast "
+                    "wait for its own confirm."),
     cfg.FloatOpt("connect_timeout", default=5.0, min=0.1,
                  help="Seconds to wait for a TCP connection and the AMQP handshake."),
     cfg.BoolOpt("ssl", default=False, help="Connect over TLS."),
@@ -78,6 +86,7 @@ class AmqpSettings:
     retry_backoff: float
     interval_max: float
     pool_size: int
+    cast_window: int
     connect_timeout: float
     ssl: bool
     ssl_ca_file: str
@@ -108,6 +117,7 @@ class AmqpSettings:
             retry_backoff=values["rabbit_retry_backoff"],
             interval_max=values["rabbit_interval_max"],
             pool_size=values["rpc_conn_pool_size"],
+            cast_window=values["cast_confirm_window"],
             connect_timeout=values["connect_timeout"],
             ssl=values["ssl"],
             ssl_ca_file=values["ssl_ca_file"],

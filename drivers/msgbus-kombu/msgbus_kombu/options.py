@@ -36,14 +36,6 @@ kombu_opts = [
                       "the connection is taken as dead and the send is retried; 0 means "
                       "heartbeat_timeout_threshold (or 60 when heartbeats are off). A call "
                       "never waits longer than its own timeout."),
-    cfg.IntOpt("cast_confirm_window", default=64, min=0,
-               help="How many casts one send connection may have published that the broker "
-                    "has not confirmed yet: a cast returns once written while fewer are "
-                    "outstanding, so a burst of casts is not one round trip each. Each "
-                    "unconfirmed cast is kept and published again if its connection fails or "
-                    "the broker refuses it; closing the transport waits for the last "
-                    "confirms and logs an error for any it could not get. 0 makes every cast "
-                    "wait for its own confirm."),
     cfg.StrOpt("failover_strategy", default="round-robin",
                choices=[("round-robin", "try the URL's hosts in turn"),
                         ("shuffle", "try the URL's hosts in a random order")],
@@ -77,7 +69,6 @@ class KombuSettings:
     reply_missing_queue_timeout: float
     heartbeat_rate: int
     confirm_timeout: float
-    cast_confirm_window: int
     failover_strategy: str
     listener_drain_timeout: float
     connection_name_prefix: str

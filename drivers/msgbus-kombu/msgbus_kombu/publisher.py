@@ -390,7 +390,7 @@ class PublisherPool:
         self._settings = settings
         self._stop = stop
         self._size = settings.amqp.pool_size
-        self._window = settings.kombu.cast_confirm_window
+        self._window = settings.amqp.cast_window
         self._idle: collections.deque[PublishSlot] = collections.deque()
         self._slots: list[PublishSlot] = []
         self._cond = threading.Condition()

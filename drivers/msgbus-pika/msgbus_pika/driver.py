@@ -21,6 +21,7 @@ from msgbus.driver.base import API_VERSION, Capability, Driver, Listener, OnMess
 from msgbus.exceptions import MessageDeliveryFailure, MessagingTimeout
 from msgbus.target import Target
 from msgbus.transport_url import TransportURL
+from msgbus_pika.casts import CastSender
 from msgbus_pika.consumer import QueueConsumer
 from msgbus_pika.declarations import exchange_declaration, queue_declaration
 from msgbus_pika.io_connection import IoConnection
@@ -66,6 +67,7 @@ class PikaDriver(Driver):
             delivery_mode=amqp.DELIVERY_MODE_PERSISTENT)
         self._replies = ReplySender(self._get_publisher,
                                     self.settings.reply_missing_queue_timeout, self._properties)
+        self._casts = CastSender(self.settings.amqp.cast_window)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -135,6 +137,11 @@ class PikaDriver(Driver):
         declarations = (exchange_declaration(route.exchange),) if route.exchange else ()
         job = PublishJob(route.exchange_name, route.routing_key, body,
                          self._message_properties(ttl), mandatory, retry, declarations)
+        if not ttl and not mandatory:
+            publisher = self._get_publisher()
+            if self._casts.accepts(publisher):
+                self._casts.send(publisher, job)
+                return
         self._publish(job, ttl)
 
     def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
@@ -210,6 +217,9 @@ class PikaDriver(Driver):
         if publisher is not None:
             if not self._replies.flush(self.settings.shutdown_timeout):
                 LOG.warning("closing %s with replies the broker has not confirmed yet", self.url)
+            if not self._casts.flush(self.settings.shutdown_timeout):
+                LOG.error("closing %s with %d cast(s) the broker has not confirmed: they may be "
+                          "lost", self.url, self._casts.in_flight)
             publisher.connection.close()
 
     def describe(self) -> dict[str, Any]:

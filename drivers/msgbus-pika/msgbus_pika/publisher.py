@@ -59,6 +59,11 @@ class Publisher:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def ready(self) -> bool:
+        """The channel is open in confirm mode (a hint when read from another thread)."""
+        return self._ready and not self._closed and self._conn.state is State.OPEN
+
     # -- any thread ---------------------------------------------------------------------------
 
     def submit(self, job: PublishJob) -> None:

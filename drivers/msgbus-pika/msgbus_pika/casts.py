@@ -1,0 +1,69 @@
+"""Casts published ahead of their confirms, within a window (``cast_confirm_window``).
+
+While the sending connection is open, a cast is handed to the I/O thread and the caster returns
+at once, as long as fewer than the window of casts are still unconfirmed; otherwise it waits for
+one to settle. The publisher keeps every job until the broker confirms it and publishes it again
+after a lost connection or a nack, by the job's ``retry`` budget (as for a cast that waits), so
+a cut costs no message; the server drops a copy it already had by ``_unique_id``. A cast that
+finally fails is logged as an error, since nobody waits for it any more. Closing the transport
+first waits (bounded) for the casts still on their way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from msgbus.exceptions import MessageDeliveryFailure
+from msgbus_pika.publish_job import PublishJob
+from msgbus_pika.publisher import Publisher
+
+LOG = logging.getLogger(__name__)
+
+#: How often a caster waiting for room in the window checks that the connection is not closed.
+_LIVENESS_CHECK = 5.0
+
+
+class CastSender:
+    """Counts the casts in flight on a :class:`Publisher` and bounds them by ``window``."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._cond = threading.Condition()
+        self._in_flight = 0
+
+    def accepts(self, publisher: Publisher) -> bool:
+        """Whether a cast may go without waiting: pipelining on and the channel ready (while
+        the connection is down, casts wait for their confirm and raise by their retry rule)."""
+        return (self.window > 0 and publisher.ready
+                and not publisher.connection.in_loop_thread())
+
+    def send(self, publisher: Publisher, job: PublishJob) -> None:
+        """Hand ``job`` over once there is room in the window (any thread but the I/O one)."""
+        with self._cond:
+            while self._in_flight >= self.window:
+                if not self._cond.wait(_LIVENESS_CHECK) and publisher.closed:
+                    raise MessageDeliveryFailure(
+                        f"transport to {publisher.connection.address} closed while a cast to "
+                        f"{job.describe()} waited for earlier casts to be confirmed")
+            self._in_flight += 1
+        job.on_settled = self._settled
+        publisher.submit(job)
+
+    def _settled(self, job: PublishJob) -> None:
+        """In the I/O thread: the broker confirmed the cast, or its retries are spent."""
+        if job.error is not None:
+            LOG.error("a cast was not delivered: %s", job.error)
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        """Casts handed over and not settled yet."""
+        return self._in_flight
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every cast handed over is settled; False if some were still pending."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._in_flight <= 0, timeout)
