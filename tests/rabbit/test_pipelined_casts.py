@@ -130,3 +130,10 @@ class TestConfirmBookkeeping:
         slot._orphan()
         assert slot.replay == []
         assert any("stubborn" in m and "never confirmed" in m for m in logs.messages())
+
+    def test_a_cast_is_not_published_again_past_its_attempts(self, logs: Any) -> None:
+        slot = self._slot(range(1, 1))
+        slot.replay.append(InFlight(None, "spent", b"", b"", attempts=4))
+        slot._publish_replay(link=None)  # type: ignore[arg-type]  (nothing left to write)
+        assert slot.replay == [] and slot._unconfirmed == {}
+        assert any("spent" in m and "never confirmed" in m for m in logs.messages())

@@ -102,6 +102,16 @@ class InFlight(NamedTuple):
     attempts: int = 1
 
 
+def _spent(copy: InFlight) -> bool:
+    """Whether ``copy`` was published its last time; logs that it is dropped."""
+    if copy.attempts < _MAX_CAST_ATTEMPTS:
+        return False
+    LOG.error("dropping a cast to exchange %r with routing key %r: published %d times, never "
+              "confirmed by the broker", copy.exchange.name if copy.exchange else "",
+              copy.routing_key, copy.attempts)
+    return True
+
+
 class PublishSlot:
     """One confirm-mode connection, used by one sending thread at a time.
 
@@ -177,15 +187,7 @@ class PublishSlot:
         copies = [copy for copy in self._unconfirmed.values() if copy is not None]
         self._unconfirmed.clear()
         self._nacked.clear()
-        kept = []
-        for copy in copies:
-            if copy.attempts >= _MAX_CAST_ATTEMPTS:
-                LOG.error("dropping a cast to exchange %r with routing key %r: published %d "
-                          "times, never confirmed by the broker",
-                          copy.exchange.name if copy.exchange else "", copy.routing_key,
-                          copy.attempts)
-            else:
-                kept.append(copy)
+        kept = [copy for copy in copies if not _spent(copy)]
         if kept:
             self.replay[:0] = kept
 
@@ -253,14 +255,21 @@ class PublishSlot:
 
     def _publish_replay(self, link: Link) -> None:
         """Publish again the casts whose confirm never came (see :attr:`replay`)."""
-        count = len(self.replay)
+        count = 0
         while self.replay:
             copy = self.replay[0]
+            if _spent(copy):
+                self.replay.pop(0)
+                continue
+            # counted before the write: a copy whose declaration fails each time runs out too
+            self.replay[0] = copy = copy._replace(attempts=copy.attempts + 1)
             tag = self._write(link, copy.exchange, copy.routing_key, copy.body, copy.properties,
                               False)
             self.replay.pop(0)
-            self._unconfirmed[tag] = copy._replace(attempts=copy.attempts + 1)
-        LOG.info("sent %d unconfirmed cast(s) again on %s", count, link.endpoint.describe())
+            self._unconfirmed[tag] = copy
+            count += 1
+        if count:
+            LOG.info("sent %d unconfirmed cast(s) again on %s", count, link.endpoint.describe())
 
     def _ready_link(self, deadline: float | None) -> Link:
         link = self.link
