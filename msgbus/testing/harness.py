@@ -18,7 +18,8 @@ from oslo_config import cfg
 import msgbus
 from msgbus.testing.fixtures import Recorder
 
-__all__ = ["Closer", "Echo", "InteropEndpoint", "InteropError", "LogCapture", "capture_logs"]
+__all__ = ["Closer", "Echo", "InteropEndpoint", "InteropError", "LogCapture", "capture_logs",
+           "cast_through_cuts"]
 
 
 class Closer:
@@ -98,6 +99,19 @@ class Echo:
         """Wait until ``predicate(seen)`` holds; False if it did not within ``timeout``."""
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self.seen), timeout)
+
+
+def cast_through_cuts(client: msgbus.RPCClient, echo: Echo, cut: Callable[[], Any],
+                      count: int = 600, every: int = 150) -> None:
+    """Cast ``0..count-1`` to ``echo.note``, calling ``cut()`` (drop the connections) every
+    ``every`` casts, then assert that each value arrived exactly once."""
+    for i in range(count):
+        client.cast({}, "note", value=i)
+        if i % every == every // 2:
+            cut()
+    assert echo.wait_seen(lambda seen: len(set(seen)) >= count, timeout=60), \
+        f"{count - len(set(echo.seen))} of {count} casts never arrived"
+    assert sorted(echo.seen) == list(range(count)), "some casts arrived twice"
 
 
 class InteropError(Exception):
