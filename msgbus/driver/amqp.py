@@ -259,6 +259,18 @@ CONTENT_ENCODING = "utf-8"
 DELIVERY_MODE_PERSISTENT = 2
 
 
+#: Casts with a larger body wait for their own confirm even when pipelining is on: a large body
+#: gains nothing from it (the link is busy anyway), keeping a copy costs memory, and a body the
+#: broker refuses (over its ``max_message_size``) is reported to the caller, not only logged.
+PIPELINED_CAST_MAX_BYTES = 64 * 1024
+
+
+def pipelines(ttl: float | None, mandatory: bool, body: bytes, window: int) -> bool:
+    """Whether a send may return before its confirm: a cast (no TTL), not mandatory, small,
+    with pipelining on (``cast_confirm_window`` > 0)."""
+    return window > 0 and not ttl and not mandatory and len(body) <= PIPELINED_CAST_MAX_BYTES
+
+
 def expiration_ms(ttl: float | None) -> str | None:
     """The ``expiration`` property for a call of ``ttl`` seconds (None when no TTL)."""
     if ttl is None:

@@ -7,7 +7,8 @@ from typing import Any, Sequence
 
 from msgbus import envelope, failures
 from msgbus.driver.base import IncomingMessage, Listener
-from msgbus.exceptions import (ExpectedException, MessageSerializationError, NoSuchMethod,
+from msgbus.exceptions import (ExpectedException, MessageDeliveryFailure,
+                               MessageSerializationError, MessageUndeliverable, NoSuchMethod,
                                RPCDispatcherError, UnsupportedVersion)
 from msgbus.executors.base import Executor
 from msgbus.recent_ids import RecentIds
@@ -106,8 +107,26 @@ class RPCServer(MessageHandlingServer):
             body = envelope.encode(reply)
         try:
             self.transport.send_reply(reply_q, body)
+        except MessageUndeliverable as exc:  # the caller's reply queue is gone
+            LOG.error("could not send the reply to message %s to %s: %s", msg_id, reply_q, exc)
         except Exception as exc:
             LOG.error("could not send the reply to message %s to %s: %s", msg_id, reply_q, exc)
+            if ending:
+                self._reply_failure_instead(msg_id, reply_q, len(body), exc)
+
+    def _reply_failure_instead(self, msg_id: str, reply_q: str, size: int,
+                               exc: Exception) -> None:
+        """The broker refused the reply itself (e.g. larger than its max_message_size): tell
+        the caller why at once, with a small failure, instead of letting its call time out."""
+        notice = MessageDeliveryFailure(f"the server could not send its reply ({size} bytes) "
+                                        f"to message {msg_id}: {exc}")
+        reply = {"result": None, "failure": failures.serialize(notice, with_traceback=False),
+                 "ending": True, "_msg_id": msg_id, "_unique_id": envelope.new_id()}
+        try:
+            self.transport.send_reply(reply_q, envelope.encode(reply))
+        except Exception as again:
+            LOG.error("could not tell message %s's caller that its reply was refused: %s",
+                      msg_id, again)
 
     def wait(self) -> None:
         super().wait()

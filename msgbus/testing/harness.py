@@ -19,7 +19,7 @@ import msgbus
 from msgbus.testing.fixtures import Recorder
 
 __all__ = ["Closer", "Echo", "InteropEndpoint", "InteropError", "LogCapture", "capture_logs",
-           "cast_through_cuts"]
+           "cast_through_cuts", "check_oversized_refused"]
 
 
 class Closer:
@@ -112,6 +112,23 @@ def cast_through_cuts(client: msgbus.RPCClient, echo: Echo, cut: Callable[[], An
     assert echo.wait_seen(lambda seen: len(set(seen)) >= count, timeout=60), \
         f"{count - len(set(echo.seen))} of {count} casts never arrived"
     assert sorted(echo.seen) == list(range(count)), "some casts arrived twice"
+
+
+def check_oversized_refused(client: msgbus.RPCClient, echo: Echo, limit: int) -> None:
+    """On a broker whose ``max_message_size`` is ``limit``: a cast and a call of a larger body
+    raise MessageDeliveryFailure with the broker's reason, and the transport goes on working."""
+    big = "x" * (2 * limit)
+    for send in (client.cast, client.call):
+        try:
+            send({}, "note", value=big)
+        except msgbus.MessageDeliveryFailure as exc:
+            assert "larger than" in str(exc), f"the broker's reason is missing: {exc}"
+        else:
+            raise AssertionError(f"{send.__name__} of {len(big)} bytes was not refused")
+    assert client.call({}, "echo", value="small") == "small"
+    client.cast({}, "note", value="after")
+    assert echo.wait_seen(lambda seen: "after" in seen)
+    assert big not in echo.seen
 
 
 class InteropError(Exception):

@@ -494,6 +494,11 @@ class RabbitNode:
         self.stop_app()
         self.start_app(timeout)
 
+    def set_max_message_size(self, size: int) -> None:
+        """Set the node's ``max_message_size`` (bytes) for the channels opened from now on."""
+        rabbitmqctl("eval", f"application:set_env(rabbit, max_message_size, {int(size)}).",
+                    node=self.name)
+
     def list_queues(self, vhost: str = "/") -> dict[str, dict[str, Any]]:
         return list_queues(vhost, node=self.name)
 

@@ -29,6 +29,7 @@ import msgbus
 import msgbus.notify
 from msgbus.exceptions import MessageDeliveryFailure, MessagingTimeout
 from msgbus.testing import rabbitmq
+from msgbus.testing.harness import check_oversized_refused
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -258,6 +259,21 @@ class TestBrokerSide:
         finally:
             caller.stop()
         assert not caller.problems, caller.problems[:10]
+
+    def test_oversized_messages_are_refused_with_the_brokers_reason(
+            self, closer: Closer, node: rabbitmq.RabbitNode) -> None:
+        limit = 65536
+        node.set_max_message_size(limit)
+        try:
+            topic = unique("oversize")
+            url = url_via(node.netloc)
+            echo = Echo()
+            closer.server(closer.transport(url), topic, [echo])
+            client = msgbus.get_rpc_client(closer.transport(url), msgbus.Target(topic=topic),
+                                           timeout=10)
+            check_oversized_refused(client, echo, limit)
+        finally:
+            node.set_max_message_size(128 * 1024 * 1024)
 
     def test_broker_restart(self, closer: Closer, node: rabbitmq.RabbitNode) -> None:
         topic = unique("restart")

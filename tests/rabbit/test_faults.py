@@ -18,6 +18,7 @@ import pytest
 import msgbus
 from msgbus.testing import rabbitmq
 from msgbus.testing.fixtures import Recorder
+from msgbus.testing.harness import check_oversized_refused
 from msgbus.testing.rabbitmq import RabbitNode, TcpProxy
 
 from .helpers import (FAST_RECONNECT, PORT, RABBIT_URL, Closer, Echo, delete_entities, make_conf,
@@ -26,6 +27,13 @@ from .helpers import (FAST_RECONNECT, PORT, RABBIT_URL, Closer, Echo, delete_ent
 pytestmark = pytest.mark.timeout(180)
 
 CALL_TIMEOUT = 10.0
+
+
+class Grower(Echo):
+    """Echo, plus a method whose result is as large as asked."""
+
+    def grow(self, ctxt: Any, size: int) -> str:
+        return "x" * size
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +188,25 @@ class TestPrivateNode:
         node.close_all_connections("msgbus fault test")
         client.cast({}, "note", value="after")
         assert echo.wait_seen(lambda seen: "after" in seen)
+
+    def test_oversized_messages_are_refused_with_the_brokers_reason(self, node: RabbitNode,
+                                                                     closer: Closer) -> None:
+        limit = 65536
+        node.set_max_message_size(limit)
+        try:
+            topic = unique("fault-oversize")
+            echo = Grower()
+            closer.server(closer.transport(url=node.url, conf=fast()), topic, [echo])
+            client = client_for(closer, node.url, topic)
+            check_oversized_refused(client, echo, limit)
+            # a reply the broker refuses reaches the caller as an error at once, not a timeout
+            start = time.monotonic()
+            with pytest.raises(msgbus.MessageDeliveryFailure, match="could not send its reply"):
+                client.call({}, "grow", size=2 * limit)
+            assert time.monotonic() - start < CALL_TIMEOUT / 2
+            assert client.call({}, "echo", value="still") == "still"
+        finally:
+            node.set_max_message_size(128 * 1024 * 1024)
 
     def test_broker_restart(self, node: RabbitNode, closer: Closer) -> None:
         topic = unique("fault-restart")

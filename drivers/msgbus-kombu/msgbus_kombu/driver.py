@@ -17,7 +17,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from msgbus.driver.amqp import Topology, expiration_ms
+from msgbus.driver.amqp import Topology, expiration_ms, pipelines
 from msgbus.driver.base import API_VERSION, Capability, Driver, Listener, OnMessage
 from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable
 from msgbus.target import Target
@@ -62,7 +62,8 @@ class KombuDriver(Driver):
         self.publisher.send(route.exchange, route.routing_key, body,
                             expiration=expiration_ms(ttl) if ttl else None,
                             mandatory=mandatory, retry=retry, deadline=deadline,
-                            pipelined=not ttl and not mandatory)
+                            pipelined=pipelines(ttl, mandatory, body,
+                                                self.settings.amqp.cast_window))
 
     def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
         """Publish to the default exchange, mandatory; retry a while if the queue is missing."""
