@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -95,6 +96,10 @@ class Echo:
     def fail(self, ctxt: Any, message: str) -> None:
         raise ValueError(message)
 
+    def grow(self, ctxt: Any, size: int) -> str:
+        """A result of ``size`` bytes (for replies larger than a broker accepts)."""
+        return "x" * size
+
     def wait_seen(self, predicate: Callable[[list[Any]], bool], timeout: float = 30.0) -> bool:
         """Wait until ``predicate(seen)`` holds; False if it did not within ``timeout``."""
         with self._cond:
@@ -116,7 +121,8 @@ def cast_through_cuts(client: msgbus.RPCClient, echo: Echo, cut: Callable[[], An
 
 def check_oversized_refused(client: msgbus.RPCClient, echo: Echo, limit: int) -> None:
     """On a broker whose ``max_message_size`` is ``limit``: a cast and a call of a larger body
-    raise MessageDeliveryFailure with the broker's reason, and the transport goes on working."""
+    raise MessageDeliveryFailure with the broker's reason, a larger reply comes back as a
+    MessageDeliveryFailure too, and the transport goes on working. ``echo`` serves the topic."""
     big = "x" * (2 * limit)
     for send in (client.cast, client.call):
         try:
@@ -125,6 +131,16 @@ def check_oversized_refused(client: msgbus.RPCClient, echo: Echo, limit: int) ->
             assert "larger than" in str(exc), f"the broker's reason is missing: {exc}"
         else:
             raise AssertionError(f"{send.__name__} of {len(big)} bytes was not refused")
+    # a reply the broker refuses reaches the caller as an error at once, not as a timeout
+    start = time.monotonic()
+    try:
+        client.call({}, "grow", size=2 * limit)
+    except msgbus.MessageDeliveryFailure as exc:
+        assert "could not send its reply" in str(exc), exc
+    else:
+        raise AssertionError(f"a reply of {2 * limit} bytes was not refused")
+    took = time.monotonic() - start
+    assert took < 5.0, f"the refused reply took {took:.1f}s to be reported"
     assert client.call({}, "echo", value="small") == "small"
     client.cast({}, "note", value="after")
     assert echo.wait_seen(lambda seen: "after" in seen)

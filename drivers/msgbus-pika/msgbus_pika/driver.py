@@ -146,10 +146,12 @@ class PikaDriver(Driver):
 
     def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
         """Hand the reply to the sending connection and return (the worker does not wait for the
-        broker); a missing reply queue is retried for a while, then logged (see replies.py)."""
+        broker, unless the reply is large); a missing reply queue is retried for a while, then
+        logged (see replies.py)."""
         body = _check_body(body)
         self._check_open()
-        self._replies.send(self.topology.reply_route(reply_address).routing_key, body, retry)
+        self._replies.send(self.topology.reply_route(reply_address).routing_key, body, retry,
+                           wait=len(body) > amqp.PIPELINED_CAST_MAX_BYTES)
 
     def send_notification(self, target: Target, body: bytes, *,
                           retry: int | None = None) -> None:
