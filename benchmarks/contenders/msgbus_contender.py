@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +26,9 @@ class MsgbusContender(RpcApiContender):
     def __init__(self, scheme: str) -> None:
         group = "fake" if scheme == "fake" else "rabbit"
         url = "fake://" if scheme == "fake" else rabbit_url(scheme)
+        query = os.environ.get("BENCH_MSGBUS_QUERY", "")  # e.g. cast_confirm_window=0
+        if query and scheme != "fake":
+            url += "?" + query
         super().__init__(f"msgbus-{scheme}", group, url)
         self.scheme = scheme
 
