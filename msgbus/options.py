@@ -50,7 +50,7 @@ def new_conf() -> cfg.ConfigOpts:
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Entry point for ``oslo-config-generator --namespace msgbus``."""
     opts: list[tuple[str | None, list[cfg.Opt]]] = [
-        (None, transport_opts + rpc_opts + executor_opts)]
+        (None, [*transport_opts, *rpc_opts, *executor_opts])]
     from msgbus.notify.options import notifier_opts, NOTIFIER_GROUP
     opts.append((NOTIFIER_GROUP, list(notifier_opts)))
     return opts

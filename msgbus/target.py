@@ -28,7 +28,7 @@ class Target:
         self.server = server
         self.fanout = fanout
         self.legacy_namespaces = list(legacy_namespaces or [])
-        self.accepted_namespaces = [namespace] + self.legacy_namespaces
+        self.accepted_namespaces: list[str | None] = [namespace, *self.legacy_namespaces]
 
     def __call__(self, **kwargs: Any) -> "Target":
         """Return a copy with the given fields replaced."""

@@ -144,13 +144,16 @@ def _make(cls: type[Transport], conf: cfg.ConfigOpts | None,
                                   "'rabbit://user:pass@host:5672/' or 'fake://') or set the "
                                   "transport_url option")
     parsed = TransportURL.parse(conf, url)
-    driver_cls = load_driver_class(parsed.transport)
+    scheme = parsed.transport
+    if not scheme:
+        raise InvalidTransportURL(str(url), "the URL names no transport (scheme://...)")
+    driver_cls = load_driver_class(scheme)
     try:
         driver = driver_cls(conf, parsed, conf.control_exchange)
     except (DriverLoadFailure, InvalidTransportURL):
         raise
     except Exception as exc:
-        raise DriverLoadFailure(parsed.transport, f"{type(exc).__name__}: {exc}") from exc
+        raise DriverLoadFailure(scheme, f"{type(exc).__name__}: {exc}") from exc
     return cls(driver, conf, allowed_remote_exmods or ())
 
 

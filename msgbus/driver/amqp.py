@@ -50,8 +50,9 @@ amqp_opts = [
                     "outstanding, so a burst of casts is not one round trip each. Each "
                     "unconfirmed cast is kept and published again if its connection fails or "
                     "the broker refuses it; closing the transport waits for the last "
-                    "confirms and logs an error for any it could not get. 0 makes every cast "
-                    "wait for its own confirm."),
+                    "confirms and logs an error for any it could not get. Casts with a retry "
+                    "budget (retry >= 0) or a body over 64 KiB always wait for their confirm. "
+                    "0 makes every cast wait for its own confirm."),
     cfg.FloatOpt("connect_timeout", default=5.0, min=0.1,
                  help="Seconds to wait for a TCP connection and the AMQP handshake."),
     cfg.BoolOpt("ssl", default=False, help="Connect over TLS."),
@@ -265,10 +266,13 @@ DELIVERY_MODE_PERSISTENT = 2
 PIPELINED_CAST_MAX_BYTES = 64 * 1024
 
 
-def pipelines(ttl: float | None, mandatory: bool, body: bytes, window: int) -> bool:
+def pipelines(ttl: float | None, mandatory: bool, body: bytes, window: int,
+              retry: int | None) -> bool:
     """Whether a send may return before its confirm: a cast (no TTL), not mandatory, small,
-    with pipelining on (``cast_confirm_window`` > 0)."""
-    return window > 0 and not ttl and not mandatory and len(body) <= PIPELINED_CAST_MAX_BYTES
+    retried forever (``retry`` None or negative: with a budget, the caller is told when it
+    runs out), with pipelining on (``cast_confirm_window`` > 0)."""
+    return (window > 0 and not ttl and not mandatory and (retry is None or retry < 0)
+            and len(body) <= PIPELINED_CAST_MAX_BYTES)
 
 
 def expiration_ms(ttl: float | None) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import difflib
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from stevedore import driver as sd_driver
 
@@ -70,7 +70,7 @@ def load_notifier_driver(name: str) -> type[NotifierDriver]:
     if name not in installed(DRIVER_GROUP):
         raise NotifierDriverLoadFailure(name, _unknown(name))
     try:
-        cls = sd_driver.DriverManager(DRIVER_GROUP, name, invoke_on_load=False).driver
+        cls: Any = sd_driver.DriverManager(DRIVER_GROUP, name, invoke_on_load=False).driver
     except sd_driver.NoMatches:
         raise NotifierDriverLoadFailure(name, _unknown(name)) from None
     except Exception as exc:  # the plugin's own import failed

@@ -54,6 +54,11 @@ class ConnectFailed(Exception):
         self.errors = errors
 
 
+#: Anything that can go wrong with a link: it cannot be opened, it broke, or its channel did.
+LINK_ERRORS: tuple[type[BaseException], ...] = (ConnectFailed, *CONNECTION_ERRORS,
+                                                *CHANNEL_ERRORS)
+
+
 class Stopped(Exception):
     """The driver or listener is shutting down: give up waiting."""
 

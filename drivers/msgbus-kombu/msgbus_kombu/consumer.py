@@ -29,7 +29,7 @@ import amqp.exceptions
 from msgbus.driver.amqp import QueueSpec, reconnect_delays
 from msgbus.driver.base import IncomingMessage, Listener
 from msgbus.exceptions import ConfigurationError, MessagingException
-from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, ConnectFailed,
+from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, LINK_ERRORS, ConnectFailed,
                                      Connector, Link)
 from msgbus_kombu.options import Settings
 
@@ -338,7 +338,7 @@ class ConsumerThread:
             while not self._stopping():
                 try:
                     link = self._setup()
-                except (ConnectFailed, *CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+                except LINK_ERRORS as exc:
                     if self._handle_setup_error(exc):
                         return
                     delay = next(delays)
@@ -523,7 +523,7 @@ class ConsumerThread:
             return
         try:
             link = self._connector.open(f"{self.purpose}-cleanup")
-        except (ConnectFailed, *CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+        except LINK_ERRORS as exc:
             LOG.info("%s: could not delete queue(s) %s (%s); the broker drops them after %ds "
                      "unused", self.purpose, ", ".join(self._private), exc,
                      self._settings.amqp.transient_ttl_ms // 1000)

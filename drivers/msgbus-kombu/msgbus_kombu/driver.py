@@ -63,7 +63,7 @@ class KombuDriver(Driver):
                             expiration=expiration_ms(ttl) if ttl else None,
                             mandatory=mandatory, retry=retry, deadline=deadline,
                             pipelined=pipelines(ttl, mandatory, body,
-                                                self.settings.amqp.cast_window))
+                                                self.settings.amqp.cast_window, retry))
 
     def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
         """Publish to the default exchange, mandatory; retry a while if the queue is missing."""

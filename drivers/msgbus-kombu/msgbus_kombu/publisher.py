@@ -25,7 +25,7 @@ from amqp.basic_message import Message
 from msgbus.driver.amqp import (CONTENT_ENCODING, CONTENT_TYPE, DELIVERY_MODE_PERSISTENT,
                                 ExchangeSpec, QueueSpec)
 from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable, MessagingTimeout
-from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, ConnectFailed,
+from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, LINK_ERRORS, ConnectFailed,
                                      Connector, Link, RetryBudget, Stopped)
 from msgbus_kombu.options import Settings
 
@@ -165,7 +165,7 @@ class PublishSlot:
         self._settle(delivery_tag, multiple, True)
 
     def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
-        code = getattr(exc, "code", None) or getattr(exc, "reply_code", 312)
+        code = int(getattr(exc, "code", None) or getattr(exc, "reply_code", None) or 312)
         text = getattr(exc, "message", None) or getattr(exc, "reply_text", None) or str(exc)
         self._returned = Returned(code, text, exchange, routing_key)
 
@@ -365,7 +365,7 @@ class PublishSlot:
                     if not link.wait_readable(deadline - time.monotonic()):
                         return self.outstanding
                     link.read_frame()
-            except (ConnectFailed, *CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+            except LINK_ERRORS as exc:
                 LOG.info("flushing unconfirmed casts on %s failed (%s)",
                          self._connector.describe(), exc)
                 self.abort()
@@ -497,7 +497,7 @@ class PublisherPool:
             link = slot.connect()
             if exchange is not None:  # the exchange a first send most likely needs
                 link.declare_exchange(exchange)
-        except (ConnectFailed, *CONNECTION_ERRORS, *CHANNEL_ERRORS) as exc:
+        except LINK_ERRORS as exc:
             LOG.debug("send connection warm-up failed: %s", exc)
         finally:
             with self._cond:
@@ -554,7 +554,7 @@ class PublisherPool:
                         f"the AMQP broker at {self._where(slot)} refused the message to "
                         f"exchange {self._exchange_name(exchange)!r} with routing key "
                         f"{routing_key!r}: {exc}") from None
-                except (ConnectFailed, Nacked, *CONNECTION_ERRORS) as exc:
+                except (ConnectFailed, Nacked) + CONNECTION_ERRORS as exc:
                     where = self._where(slot)
                     slot.abort()
                     if self._closed:

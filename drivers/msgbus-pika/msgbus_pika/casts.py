@@ -2,11 +2,11 @@
 
 While the sending connection is open, a cast is handed to the I/O thread and the caster returns
 at once, as long as fewer than the window of casts are still unconfirmed; otherwise it waits for
-one to settle. The publisher keeps every job until the broker confirms it and publishes it again
-after a lost connection or a nack, by the job's ``retry`` budget (as for a cast that waits), so
-a cut costs no message; the server drops a copy it already had by ``_unique_id``. A cast that
-finally fails is logged as an error, since nobody waits for it any more. Closing the transport
-first waits (bounded) for the casts still on their way.
+one to settle. Only casts retried forever (``retry`` None) go this way: the publisher keeps every
+job until the broker confirms it and publishes it again after a lost connection or a nack, so a
+cut costs no message; the server drops a copy it already had by ``_unique_id``. A cast that fails
+all the same (the transport closed first) is logged as an error, since nobody waits for it any
+more. Closing the transport first waits (bounded) for the casts still on their way.
 """
 
 from __future__ import annotations

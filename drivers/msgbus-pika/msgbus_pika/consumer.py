@@ -190,7 +190,7 @@ class QueueConsumer:
         message.settled = True
         channel = message.channel
         acks = self._acks
-        if channel is not self._channel or not channel.is_open or acks is None:
+        if channel is None or not channel.is_open or channel is not self._channel or acks is None:
             # The channel it came on is gone: the broker has already requeued it.
             LOG.debug("%s: not settling %r: its channel is closed", self._conn.name, message)
             return

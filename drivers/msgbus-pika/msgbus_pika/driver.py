@@ -137,7 +137,7 @@ class PikaDriver(Driver):
         declarations = (exchange_declaration(route.exchange),) if route.exchange else ()
         job = PublishJob(route.exchange_name, route.routing_key, body,
                          self._message_properties(ttl), mandatory, retry, declarations)
-        if amqp.pipelines(ttl, mandatory, body, self._casts.window):
+        if amqp.pipelines(ttl, mandatory, body, self._casts.window, retry):
             publisher = self._get_publisher()
             if self._casts.accepts(publisher):
                 self._casts.send(publisher, job)

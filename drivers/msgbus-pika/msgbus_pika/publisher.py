@@ -141,12 +141,13 @@ class Publisher:
         if self._closed:
             return
         by_broker = isinstance(reason, ChannelClosedByBroker)
-        if by_broker and reason.reply_code != _NOT_FOUND and declaring:
+        if by_broker and getattr(reason, "reply_code", None) != _NOT_FOUND and declaring:
             # pika sends one declaration at a time: the oldest one unanswered was refused.
             key = next(iter(declaring))
+            name = key[1] if isinstance(key, tuple) and len(key) > 1 else key
             for job in declaring.pop(key):
                 job.fail(MessageDeliveryFailure(
-                    f"the broker at {self._conn.address} refused to declare {key[1]!r} for the "
+                    f"the broker at {self._conn.address} refused to declare {name!r} for the "
                     f"message to {job.describe()}: {describe_error(reason)}"))
         retry = [*inflight, *(job for jobs in declaring.values() for job in jobs)]
         again = []
