@@ -1,0 +1,25 @@
+"""Which sends an AMQP driver may return from before the broker's confirm (msgbus.driver.amqp)."""
+
+import pytest
+
+from msgbus.driver.amqp import PIPELINED_CAST_MAX_BYTES, pipelines
+
+SMALL = b"x" * 100
+
+
+@pytest.mark.parametrize("retry", [None, -1])
+def test_a_small_cast_retried_forever_is_pipelined(retry: int | None) -> None:
+    assert pipelines(None, False, SMALL, 64, retry)
+
+
+@pytest.mark.parametrize("ttl, mandatory, body, window, retry, why", [
+    (30.0, False, SMALL, 64, None, "a call: it has a timeout"),
+    (None, True, SMALL, 64, None, "mandatory: an unroutable cast must raise at once"),
+    (None, False, b"x" * (PIPELINED_CAST_MAX_BYTES + 1), 64, None, "large body"),
+    (None, False, SMALL, 0, None, "pipelining turned off"),
+    (None, False, SMALL, 64, 0, "a retry budget: its failure must reach the caller"),
+    (None, False, SMALL, 64, 3, "a retry budget: its failure must reach the caller"),
+])
+def test_other_sends_wait_for_their_confirm(ttl: float | None, mandatory: bool, body: bytes,
+                                            window: int, retry: int | None, why: str) -> None:
+    assert not pipelines(ttl, mandatory, body, window, retry), why
