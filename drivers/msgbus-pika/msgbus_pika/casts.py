@@ -48,7 +48,14 @@ class CastSender:
                         f"{job.describe()} waited for earlier casts to be confirmed")
             self._in_flight += 1
         job.on_settled = self._settled
-        publisher.submit(job)
+        try:
+            publisher.submit(job)
+        except BaseException:
+            if not job.settled:  # never reached the I/O thread: nothing will settle it
+                with self._cond:
+                    self._in_flight -= 1
+                    self._cond.notify_all()
+            raise
 
     def _settled(self, job: PublishJob) -> None:
         """In the I/O thread: the broker confirmed the cast, or its retries are spent."""

@@ -479,6 +479,21 @@ class TestLifecycle:
         bus.server(topic, [Echo("second")])
         assert client.call({}, "whoami") == "second"
 
+    def test_casts_just_before_close_are_not_lost(self, bus: Bus, recorder: Recorder) -> None:
+        """A driver may return from a cast before the broker has it (pipelining); closing the
+        transport right after a burst must still deliver every cast."""
+        topic = bus.topic()
+        bus.server(topic, [Echo("a", recorder)])
+        transport = msgbus.get_rpc_transport(url=bus.url)
+        try:
+            client = bus.client(topic, transport=transport)
+            for i in range(300):
+                client.cast({}, "note", value=i)
+        finally:
+            transport.cleanup()
+        events = recorder.wait_count(300, timeout=60)
+        assert sorted(value for _, value in events) == list(range(300))
+
     def test_cast_to_topic_waits_for_a_restarted_server(self, bus: Bus, recorder: Recorder) -> None:
         topic = bus.topic()
         srv = bus.server(topic, [Echo("a", recorder)])
