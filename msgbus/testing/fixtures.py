@@ -21,6 +21,9 @@ from msgbus.transport import Transport
 
 #: Upper bound for any wait in the suite (seconds): generous for a loaded CI machine.
 WAIT = 30.0
+#: Every topic the suite makes starts with this: a driver's test session may delete the queues
+#: left on its broker afterwards (shared topic queues outlive their servers by design).
+SUITE_TOPIC_PREFIX = "msgbus-test-"
 
 
 class Bus:
@@ -44,7 +47,7 @@ class Bus:
 
     def topic(self, name: str = "topic") -> str:
         """A topic name unique to this test, so tests never see each other's messages."""
-        return f"msgbus-test-{name}-{self.test_id}"
+        return f"{SUITE_TOPIC_PREFIX}{name}-{self.test_id}"
 
     def server(self, topic: str, endpoints: Sequence[Any], server: str = "server1",
                transport: Transport | None = None, start: bool = True,

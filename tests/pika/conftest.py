@@ -18,13 +18,25 @@ import pytest
 from msgbus.testing import rabbitmq
 from msgbus.testing.harness import capture_logs
 
-from pika_helpers import HOST, PIKA_URL, PORT, Closer, LogCapture
+from msgbus.testing.fixtures import SUITE_TOPIC_PREFIX
+
+from pika_helpers import HOST, PIKA_URL, PORT, TOPIC_PREFIX, Closer, LogCapture, delete_entities
 
 
 @pytest.fixture(scope="session", autouse=True)
-def broker() -> None:
-    """The shared broker must answer AMQP; otherwise every test here fails (no skip)."""
+def broker() -> Iterator[None]:
+    """The shared broker must answer AMQP; otherwise every test here fails (no skip).
+
+    Afterwards the shared queues these tests and the conformance suite made (topics
+    ``msgbus-pika-*`` and ``msgbus-test-*``, which outlive their servers by design) are deleted,
+    unless something still consumes them.
+    """
     rabbitmq.wait_for_broker(HOST, PORT, timeout=15)
+    yield
+    leftovers = [name for name, info in rabbitmq.list_queues().items()
+                 if name.startswith((TOPIC_PREFIX, SUITE_TOPIC_PREFIX))
+                 and not info.get("consumers")]
+    delete_entities(leftovers)
 
 
 @pytest.fixture(scope="session")

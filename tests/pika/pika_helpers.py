@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,9 +37,13 @@ def make_conf(**overrides: Any) -> cfg.ConfigOpts:
     return conf
 
 
+#: Every topic these tests make starts with this (the session deletes their queues at the end).
+TOPIC_PREFIX = "msgbus-pika-"
+
+
 def unique(name: str) -> str:
     """A topic name no other test (or test run) uses."""
-    return f"msgbus-pika-{name}-{uuid.uuid4().hex[:10]}"
+    return f"{TOPIC_PREFIX}{name}-{uuid.uuid4().hex[:10]}"
 
 
 class Closer(harness.Closer):
@@ -46,3 +51,22 @@ class Closer(harness.Closer):
 
     def __init__(self) -> None:
         super().__init__(PIKA_URL, make_conf)
+
+
+def delete_entities(queues: Sequence[str] = (), exchanges: Sequence[str] = ()) -> None:
+    """Delete queues and exchanges on the shared broker (durable ones outlive their users);
+    one that is gone already is skipped."""
+    import pika
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        HOST, PORT, credentials=pika.PlainCredentials("guest", "guest")))
+    try:
+        channel = conn.channel()
+        for delete, names in ((lambda c, n: c.queue_delete(n), queues),
+                              (lambda c, n: c.exchange_delete(n), exchanges)):
+            for name in names:
+                try:
+                    delete(channel, name)
+                except pika.exceptions.ChannelClosedByBroker:
+                    channel = conn.channel()
+    finally:
+        conn.close()

@@ -22,7 +22,8 @@ import oslo_messaging as om
 import pika
 import pytest
 from oslo_config import cfg
-from pika_helpers import HOST, PIKA_URL, PORT, RABBIT_URL, Closer, make_conf, unique
+from pika_helpers import (HOST, PIKA_URL, PORT, RABBIT_URL, Closer, delete_entities, make_conf,
+                          unique)
 
 import msgbus
 import msgbus.notify
@@ -282,20 +283,6 @@ class TestNotifications:
         make_side("pika").listener(topic, NotificationEndpoint(recorder))
         make_side("oslo").notifier(topic, driver="messaging").info({}, "old.style", {"v": 1})
         assert recorder.wait_count(1) == [("info", "old.style", {"v": 1})]
-
-
-def delete_entities(queues: list[str], exchanges: list[str]) -> None:
-    """Delete queues and exchanges on the shared broker (durable ones outlive their users)."""
-    conn = pika.BlockingConnection(pika.ConnectionParameters(
-        HOST, PORT, credentials=pika.PlainCredentials("guest", "guest")))
-    try:
-        channel = conn.channel()
-        for name in queues:
-            channel.queue_delete(name)
-        for name in exchanges:
-            channel.exchange_delete(name)
-    finally:
-        conn.close()
 
 
 class TestSharedTopic:

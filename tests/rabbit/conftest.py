@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from msgbus.testing import rabbitmq
+from msgbus.testing.fixtures import SUITE_TOPIC_PREFIX
 from msgbus.testing.harness import capture_logs
 
 from .helpers import HOST, PORT, RABBIT_URL, TOPIC_PREFIX, Closer, LogCapture, delete_entities
@@ -20,13 +21,15 @@ from .helpers import HOST, PORT, RABBIT_URL, TOPIC_PREFIX, Closer, LogCapture, d
 def broker() -> Iterator[None]:
     """The shared broker must answer AMQP (otherwise every test here fails, no skip).
 
-    Afterwards the shared queues these tests made (topics ``msgbus-kombu-*``, which outlive
-    their servers by design) are deleted, unless something still consumes them.
+    Afterwards the shared queues these tests and the conformance suite made (topics
+    ``msgbus-kombu-*`` and ``msgbus-test-*``, which outlive their servers by design) are deleted,
+    unless something still consumes them.
     """
     rabbitmq.wait_for_broker(HOST, PORT, timeout=15)
     yield
     leftovers = [name for name, info in rabbitmq.list_queues().items()
-                 if name.startswith(TOPIC_PREFIX) and not info.get("consumers")]
+                 if name.startswith((TOPIC_PREFIX, SUITE_TOPIC_PREFIX))
+                 and not info.get("consumers")]
     delete_entities(leftovers)
 
 

@@ -46,15 +46,19 @@ class Closer(harness.Closer):
 
 
 def delete_entities(queues: Sequence[str] = (), exchanges: Sequence[str] = ()) -> None:
-    """Delete queues and exchanges on the shared broker (e.g. durable ones a test made)."""
+    """Delete queues and exchanges on the shared broker (e.g. durable ones a test made); one
+    that is gone already is skipped."""
     import amqp
     conn = amqp.Connection(f"{HOST}:{PORT}", userid="guest", password="guest")
     conn.connect()
     try:
         channel = conn.channel()
-        for name in queues:
-            channel.queue_delete(name)
-        for name in exchanges:
-            channel.exchange_delete(name)
+        for delete, names in ((lambda c, n: c.queue_delete(n), queues),
+                              (lambda c, n: c.exchange_delete(n), exchanges)):
+            for name in names:
+                try:
+                    delete(channel, name)
+                except amqp.exceptions.ChannelError:  # gone already: go on, on a new channel
+                    channel = conn.channel()
     finally:
         conn.close()
