@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, TypeVar
 
 from oslo_config import cfg
 
@@ -258,6 +258,24 @@ class Topology:
 CONTENT_TYPE = "application/json"
 CONTENT_ENCODING = "utf-8"
 DELIVERY_MODE_PERSISTENT = 2
+
+
+V = TypeVar("V")
+
+
+def pop_confirmed(pending: dict[int, V], delivery_tag: int,
+                  multiple: bool) -> list[tuple[int, V]]:
+    """Remove and return the publishes a basic.ack or basic.nack settles: ``delivery_tag``
+    alone, or with ``multiple`` every tag up to it. ``pending`` maps delivery tags to what the
+    driver tracks for them, in publish (insertion) order."""
+    if not multiple:
+        return [(delivery_tag, pending.pop(delivery_tag))] if delivery_tag in pending else []
+    done = []
+    for tag in pending:
+        if tag > delivery_tag:
+            break
+        done.append(tag)
+    return [(tag, pending.pop(tag)) for tag in done]
 
 
 #: Casts with a larger body wait for their own confirm even when pipelining is on: a large body

@@ -1,8 +1,9 @@
-"""Which sends an AMQP driver may return from before the broker's confirm (msgbus.driver.amqp)."""
+"""AMQP driver rules in msgbus.driver.amqp: which sends may return before the broker's confirm,
+and which publishes a confirm settles."""
 
 import pytest
 
-from msgbus.driver.amqp import PIPELINED_CAST_MAX_BYTES, pipelines
+from msgbus.driver.amqp import PIPELINED_CAST_MAX_BYTES, pipelines, pop_confirmed
 
 SMALL = b"x" * 100
 
@@ -23,3 +24,12 @@ def test_a_small_cast_retried_forever_is_pipelined(retry: int | None) -> None:
 def test_other_sends_wait_for_their_confirm(ttl: float | None, mandatory: bool, body: bytes,
                                             window: int, retry: int | None, why: str) -> None:
     assert not pipelines(ttl, mandatory, body, window, retry), why
+
+
+def test_pop_confirmed_settles_one_tag_or_every_tag_up_to_it() -> None:
+    pending = {1: "a", 2: "b", 3: "c", 5: "e"}
+    assert pop_confirmed(pending, 2, True) == [(1, "a"), (2, "b")]
+    assert pop_confirmed(pending, 5, False) == [(5, "e")]
+    assert pop_confirmed(pending, 4, False) == []  # unknown tag: nothing settled
+    assert pending == {3: "c"}
+    assert pop_confirmed(pending, 9, True) == [(3, "c")] and pending == {}

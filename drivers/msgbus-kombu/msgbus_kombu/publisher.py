@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from amqp.basic_message import Message
 
 from msgbus.driver.amqp import (CONTENT_ENCODING, CONTENT_TYPE, DELIVERY_MODE_PERSISTENT,
-                                ExchangeSpec, QueueSpec)
+                                ExchangeSpec, QueueSpec, pop_confirmed)
 from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable, MessagingTimeout
 from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, LINK_ERRORS, ConnectFailed,
                                      Connector, Link, RetryBudget, Stopped)
@@ -138,17 +138,7 @@ class PublishSlot:
 
     # confirm bookkeeping (called while this slot's thread reads)
     def _settle(self, delivery_tag: int, multiple: bool, nack: bool) -> None:
-        pending = self._unconfirmed
-        if multiple:
-            done = []
-            for tag in pending:  # insertion order is tag order
-                if tag > delivery_tag:
-                    break
-                done.append(tag)
-        else:
-            done = [delivery_tag] if delivery_tag in pending else []
-        for tag in done:
-            copy = pending.pop(tag)
+        for tag, copy in pop_confirmed(self._unconfirmed, delivery_tag, multiple):
             if not nack:
                 continue
             if copy is None:
@@ -174,11 +164,7 @@ class PublishSlot:
         """Fast path for Basic.Ack; everything else goes to py-amqp."""
         if frame_type == 1 and payload[:4] == _ACK_PREFIX and channel == self._channel_id:
             tag = _unpack(">Q", payload, 4)[0]
-            multiple = len(payload) > 12 and bool(payload[12] & 1)
-            if multiple or len(self._unconfirmed) != 1:
-                self._settle(tag, multiple, False)
-            else:
-                self._unconfirmed.pop(tag, None)
+            self._settle(tag, len(payload) > 12 and bool(payload[12] & 1), False)
             return True
         return False
 
@@ -299,8 +285,9 @@ class PublishSlot:
                 deadline: float | None, pipelined: bool = False) -> None:
         """Publish, then wait for the broker's confirm (connecting first when needed).
 
-        ``pipelined`` (a cast): return once the message is written while fewer than
-        ``window`` casts await their confirm; the slot keeps a copy until the confirm comes.
+        ``pipelined`` (a cast, see :func:`msgbus.driver.amqp.pipelines`): return once the
+        message is written while fewer than ``window`` casts await their confirm; the slot keeps
+        a copy until the confirm comes.
         Raises Returned (mandatory and unroutable), Nacked, ConnectFailed, or a connection or
         channel error of py-amqp.
         """
@@ -308,7 +295,7 @@ class PublishSlot:
         if declare is not None:
             link.declare_queue(declare)
         self._returned = None
-        if pipelined and self.window > 0 and not mandatory:
+        if pipelined:
             tag = self._write(link, exchange, routing_key, body, properties, False)
             self._unconfirmed[tag] = InFlight(exchange, routing_key, body, properties)
             self.last_used = time.monotonic()

@@ -24,6 +24,7 @@ from pika.channel import Channel
 from pika.exceptions import ChannelClosedByBroker
 from pika.spec import Basic
 
+from msgbus.driver.amqp import pop_confirmed
 from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable
 from msgbus_pika.io_connection import IoConnection, State, describe_error
 from msgbus_pika.publish_job import PublishJob
@@ -239,18 +240,8 @@ class Publisher:
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
         nack = isinstance(method, Basic.Nack)
-        tag = method.delivery_tag
-        inflight = self._inflight
-        if method.multiple:
-            while inflight:
-                first = next(iter(inflight))
-                if first > tag:
-                    break
-                self._settle(inflight.pop(first), nack)
-        else:
-            job = inflight.pop(tag, None)
-            if job is not None:
-                self._settle(job, nack)
+        for _tag, job in pop_confirmed(self._inflight, method.delivery_tag, method.multiple):
+            self._settle(job, nack)
 
     def _settle(self, job: PublishJob, nack: bool) -> None:
         if nack:
