@@ -12,9 +12,9 @@ more. Closing the transport first waits (bounded) for the casts still on their w
 from __future__ import annotations
 
 import logging
-import threading
 
 from msgbus.exceptions import MessageDeliveryFailure
+from msgbus_pika.in_flight import InFlight
 from msgbus_pika.publish_job import PublishJob
 from msgbus_pika.publisher import Publisher
 
@@ -29,48 +29,40 @@ class CastSender:
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self._cond = threading.Condition()
-        self._in_flight = 0
+        self._in_flight = InFlight()
 
     def accepts(self, publisher: Publisher) -> bool:
-        """Whether a cast may go without waiting: pipelining on and the channel ready (while
-        the connection is down, casts wait for their confirm and raise by their retry rule)."""
-        return (self.window > 0 and publisher.ready
-                and not publisher.connection.in_loop_thread())
+        """Whether a cast :func:`msgbus.driver.amqp.pipelines` allows may go without waiting
+        now: the channel is ready (while the connection is down, casts wait for their confirm
+        and raise by their retry rule) and this is not the I/O thread itself."""
+        return publisher.ready and not publisher.connection.in_loop_thread()
 
     def send(self, publisher: Publisher, job: PublishJob) -> None:
         """Hand ``job`` over once there is room in the window (any thread but the I/O one)."""
-        with self._cond:
-            while self._in_flight >= self.window:
-                if not self._cond.wait(_LIVENESS_CHECK) and publisher.closed:
-                    raise MessageDeliveryFailure(
-                        f"transport to {publisher.connection.address} closed while a cast to "
-                        f"{job.describe()} waited for earlier casts to be confirmed")
-            self._in_flight += 1
+        while not self._in_flight.add_below(self.window, _LIVENESS_CHECK):
+            if publisher.closed:
+                raise MessageDeliveryFailure(
+                    f"transport to {publisher.connection.address} closed while a cast to "
+                    f"{job.describe()} waited for earlier casts to be confirmed")
         job.on_settled = self._settled
         try:
             publisher.submit(job)
         except BaseException:
             if not job.settled:  # never reached the I/O thread: nothing will settle it
-                with self._cond:
-                    self._in_flight -= 1
-                    self._cond.notify_all()
+                self._in_flight.done()
             raise
 
     def _settled(self, job: PublishJob) -> None:
         """In the I/O thread: the broker confirmed the cast, or its retries are spent."""
         if job.error is not None:
             LOG.error("a cast was not delivered: %s", job.error)
-        with self._cond:
-            self._in_flight -= 1
-            self._cond.notify_all()
+        self._in_flight.done()
 
     @property
     def in_flight(self) -> int:
         """Casts handed over and not settled yet."""
-        return self._in_flight
+        return self._in_flight.count
 
     def flush(self, timeout: float) -> bool:
         """Wait until every cast handed over is settled; False if some were still pending."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._in_flight <= 0, timeout)
+        return self._in_flight.flush(timeout)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import threading
 import time
 from typing import Callable
 
 from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable
+from msgbus_pika.in_flight import InFlight
 from msgbus_pika.publish_job import PublishJob
 from msgbus_pika.publisher import Publisher
 
@@ -40,16 +40,14 @@ class ReplySender:
         self._get_publisher = get_publisher
         self._missing_queue_timeout = missing_queue_timeout
         self._properties = properties
-        self._cond = threading.Condition()
-        self._in_flight = 0
+        self._in_flight = InFlight()
 
     def send(self, reply_queue: str, body: bytes, retry: int | None,
              wait: bool = False) -> None:
         """Hand the reply over and return at once (any thread); with ``wait``, return once it
         is settled and raise why it could not be delivered."""
         publisher = self._get_publisher()
-        with self._cond:
-            self._in_flight += 1
+        self._in_flight.add()
         give_up = time.monotonic() + self._missing_queue_timeout
         outcome: concurrent.futures.Future | None = concurrent.futures.Future() if wait else None
         publisher.submit(self._job(publisher, reply_queue, body, retry, give_up, RETRY_FIRST,
@@ -87,9 +85,7 @@ class ReplySender:
                       "after %.0fs of retries", job.routing_key, self._missing_queue_timeout)
         elif error is not None and outcome is None:
             LOG.error("could not send a reply to %s: %s", job.routing_key, error)
-        with self._cond:
-            self._in_flight -= 1
-            self._cond.notify_all()
+        self._in_flight.done()
         if outcome is not None:
             if error is None:
                 outcome.set_result(None)
@@ -98,5 +94,4 @@ class ReplySender:
 
     def flush(self, timeout: float) -> bool:
         """Wait until every reply handed over is settled; False if some were still pending."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._in_flight <= 0, timeout)
+        return self._in_flight.flush(timeout)
