@@ -92,38 +92,37 @@ class RPCServer(MessageHandlingServer):
         if wants_reply:
             self._reply(msg_id, reply_q, result, failure, ending=True)
 
+    @staticmethod
+    def _reply_body(msg_id: str, result: Any, failure: str | None, ending: bool) -> bytes:
+        return envelope.encode({"result": result, "failure": failure, "ending": ending,
+                                "_msg_id": msg_id, "_unique_id": envelope.new_id()})
+
     def _reply(self, msg_id: str, reply_q: str, result: Any, failure: BaseException | None,
                ending: bool) -> None:
-        reply = {"result": result,
-                 "failure": failures.serialize(failure, with_traceback=self._send_tb)
-                 if failure is not None else None,
-                 "ending": ending, "_msg_id": msg_id, "_unique_id": envelope.new_id()}
+        encoded = (failures.serialize(failure, with_traceback=self._send_tb)
+                   if failure is not None else None)
         try:
-            body = envelope.encode(reply)
+            body = self._reply_body(msg_id, result, encoded, ending)
         except MessageSerializationError as exc:
             LOG.error("result of message %s cannot be encoded: %s", msg_id, exc)
-            reply["result"] = None
-            reply["failure"] = failures.serialize(exc, with_traceback=False)
-            body = envelope.encode(reply)
+            body = self._reply_body(msg_id, None, failures.serialize(exc, with_traceback=False),
+                                    ending)
         try:
             self.transport.send_reply(reply_q, body)
-        except MessageUndeliverable as exc:  # the caller's reply queue is gone
-            LOG.error("could not send the reply to message %s to %s: %s", msg_id, reply_q, exc)
         except Exception as exc:
             LOG.error("could not send the reply to message %s to %s: %s", msg_id, reply_q, exc)
-            if ending:
-                self._reply_failure_instead(msg_id, reply_q, len(body), exc)
+            if ending and not isinstance(exc, MessageUndeliverable):
+                # The broker refused the reply itself (e.g. larger than its max_message_size),
+                # not the route to the caller: tell the caller why at once, with a small
+                # failure, instead of letting its call time out.
+                notice = MessageDeliveryFailure(f"the server could not send its reply "
+                                                f"({len(body)} bytes) to message {msg_id}: {exc}")
+                self._send_notice(msg_id, reply_q, notice)
 
-    def _reply_failure_instead(self, msg_id: str, reply_q: str, size: int,
-                               exc: Exception) -> None:
-        """The broker refused the reply itself (e.g. larger than its max_message_size): tell
-        the caller why at once, with a small failure, instead of letting its call time out."""
-        notice = MessageDeliveryFailure(f"the server could not send its reply ({size} bytes) "
-                                        f"to message {msg_id}: {exc}")
-        reply = {"result": None, "failure": failures.serialize(notice, with_traceback=False),
-                 "ending": True, "_msg_id": msg_id, "_unique_id": envelope.new_id()}
+    def _send_notice(self, msg_id: str, reply_q: str, notice: Exception) -> None:
         try:
-            self.transport.send_reply(reply_q, envelope.encode(reply))
+            self.transport.send_reply(reply_q, self._reply_body(
+                msg_id, None, failures.serialize(notice, with_traceback=False), True))
         except Exception as again:
             LOG.error("could not tell message %s's caller that its reply was refused: %s",
                       msg_id, again)
