@@ -19,6 +19,16 @@ rpc_opts = [
                 help="Whether an RPC server includes the traceback of an endpoint's exception in "
                      "the failure it returns to the caller. Off by default: tracebacks can leak "
                      "server internals."),
+    cfg.FloatOpt("reply_missing_queue_timeout", default=60.0, min=0,
+                 help="Seconds a server keeps sending a reply again, in the background, while "
+                      "the caller's reply queue does not exist (for example while the caller "
+                      "declares it again after a broker restart); then the reply is dropped "
+                      "with an error log. Applies to every driver."),
+    cfg.FloatOpt("listen_timeout", default=30.0, min=0.1,
+                 help="Seconds that starting an RPC server or a notification listener waits "
+                      "for the broker (connecting, declaring and binding its queues) before it "
+                      "fails with an error naming the broker. Once started, listeners "
+                      "reconnect on their own for as long as they run."),
     cfg.IntOpt("rpc_duplicate_window", default=4096, min=16,
                help="How many recent message unique ids a server or reply waiter remembers to "
                     "drop redelivered duplicates."),

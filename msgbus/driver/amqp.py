@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 import uuid
 from typing import Any, Iterator, Mapping, TypeVar
 
@@ -36,10 +37,21 @@ amqp_opts = [
     cfg.IntOpt("heartbeat_timeout_threshold", default=60, min=0,
                help="Seconds without traffic after which the connection is taken as dead; "
                     "AMQP heartbeats are sent well within it. 0 disables heartbeats."),
+    cfg.FloatOpt("reconnect_fast_interval", default=0.1, min=0.01,
+                 help="Seconds between reconnection attempts (with +-50% jitter) during the "
+                      "first reconnect_fast_period seconds of an outage, so that a broker that "
+                      "is back is used again at once."),
+    cfg.FloatOpt("reconnect_fast_period", default=30.0, min=0,
+                 help="Seconds of an outage during which reconnection is tried every "
+                      "reconnect_fast_interval; after that the delay starts at "
+                      "rabbit_retry_interval and grows by rabbit_retry_backoff up to "
+                      "rabbit_interval_max."),
     cfg.FloatOpt("rabbit_retry_interval", default=1.0, min=0,
-                 help="Seconds before the first reconnection attempt."),
+                 help="Seconds between reconnection attempts once an outage has lasted longer "
+                      "than reconnect_fast_period."),
     cfg.FloatOpt("rabbit_retry_backoff", default=2.0, min=0,
-                 help="Seconds added to the reconnection delay after each failed attempt."),
+                 help="Seconds added to the reconnection delay after each failed attempt (after "
+                      "the fast period)."),
     cfg.FloatOpt("rabbit_interval_max", default=30.0, min=0,
                  help="Longest delay between reconnection attempts, in seconds."),
     cfg.IntOpt("rpc_conn_pool_size", default=30, min=1,
@@ -53,6 +65,15 @@ amqp_opts = [
                     "confirms and logs an error for any it could not get. Casts with a retry "
                     "budget (retry >= 0) or a body over 64 KiB always wait for their confirm. "
                     "0 makes every cast wait for its own confirm."),
+    cfg.FloatOpt("cast_hold_timeout", default=60.0, min=0,
+                 help="Seconds a cast that the broker returned as unroutable (no queue bound "
+                      "for it, e.g. while its servers declare their queues again after a "
+                      "broker restart) is kept and sent again before it is dropped with an "
+                      "error log. Fanout casts are not kept: they reach the servers listening "
+                      "when they are sent."),
+    cfg.IntOpt("cast_hold_max_bytes", default=64 * 1024 * 1024, min=0,
+               help="Most bytes of unroutable casts kept for sending again (see "
+                    "cast_hold_timeout); past it the oldest are dropped with an error log."),
     cfg.FloatOpt("connect_timeout", default=5.0, min=0.1,
                  help="Seconds to wait for a TCP connection and the AMQP handshake."),
     cfg.BoolOpt("ssl", default=False, help="Connect over TLS."),
@@ -89,6 +110,10 @@ class AmqpSettings:
     pool_size: int
     cast_window: int
     connect_timeout: float
+    fast_interval: float
+    fast_period: float
+    cast_hold_timeout: float
+    cast_hold_max_bytes: int
     ssl: bool
     ssl_ca_file: str
     ssl_cert_file: str
@@ -120,6 +145,10 @@ class AmqpSettings:
             pool_size=values["rpc_conn_pool_size"],
             cast_window=values["cast_confirm_window"],
             connect_timeout=values["connect_timeout"],
+            fast_interval=values["reconnect_fast_interval"],
+            fast_period=values["reconnect_fast_period"],
+            cast_hold_timeout=values["cast_hold_timeout"],
+            cast_hold_max_bytes=values["cast_hold_max_bytes"],
             ssl=values["ssl"],
             ssl_ca_file=values["ssl_ca_file"],
             ssl_cert_file=values["ssl_cert_file"],
@@ -287,10 +316,19 @@ PIPELINED_CAST_MAX_BYTES = 64 * 1024
 def pipelines(ttl: float | None, mandatory: bool, body: bytes, window: int,
               retry: int | None) -> bool:
     """Whether a send may return before its confirm: a cast (no TTL), not mandatory, small,
-    retried forever (``retry`` None or negative: with a budget, the caller is told when it
-    runs out), with pipelining on (``cast_confirm_window`` > 0)."""
-    return (window > 0 and not ttl and not mandatory and (retry is None or retry < 0)
+    retried forever (``retry`` None: with a budget, the caller is told when it runs out), with
+    pipelining on (``cast_confirm_window`` > 0). The core never passes a negative ``retry``."""
+    return (window > 0 and not ttl and not mandatory and retry is None
             and len(body) <= PIPELINED_CAST_MAX_BYTES)
+
+
+def holds_when_unroutable(fanout: bool, ttl: float | None, mandatory: bool) -> bool:
+    """Whether a send is published mandatory by the driver itself, and kept and sent again
+    (see :class:`msgbus.driver.held_casts.HeldCasts`) when the broker returns it: a cast
+    (no TTL) to a topic or server queue that the caller did not ask to be mandatory.
+
+    Calls are retried by the core within their deadline; fanout casts reach whoever listens."""
+    return not fanout and not ttl and not mandatory
 
 
 def expiration_ms(ttl: float | None) -> str | None:
@@ -301,11 +339,29 @@ def expiration_ms(ttl: float | None) -> str | None:
 
 
 def reconnect_delays(settings: AmqpSettings) -> Iterator[float]:
-    """Delays between reconnection attempts: interval, +backoff a step, capped, with jitter."""
+    """Pauses between reconnection attempts, counted from the first one asked for: every
+    ``reconnect_fast_interval`` (+-50% jitter) during the first ``reconnect_fast_period``
+    seconds, then ``rabbit_retry_interval`` growing by ``rabbit_retry_backoff`` a step up to
+    ``rabbit_interval_max`` (+-20% jitter). Short outages are over as soon as the broker is
+    back; long ones cost the broker few attempts."""
+    start = time.monotonic()
     delay = settings.retry_interval
     while True:
+        if time.monotonic() - start < settings.fast_period:
+            yield settings.fast_interval * random.uniform(0.5, 1.5)
+            continue
         yield min(delay, settings.interval_max) * random.uniform(0.8, 1.2)
         delay += settings.retry_backoff
+
+
+#: AMQP's ports: plain and TLS (IANA; RabbitMQ's, kombu's and pika's defaults too).
+DEFAULT_PORT = 5672
+DEFAULT_TLS_PORT = 5671
+
+
+def default_port(ssl: bool) -> int:
+    """The port of a URL host that names none: 5671 over TLS, else 5672."""
+    return DEFAULT_TLS_PORT if ssl else DEFAULT_PORT
 
 
 def host_order(hosts: list[Any], start: int = 0) -> Iterator[Any]:

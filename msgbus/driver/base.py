@@ -14,6 +14,22 @@ Contract, in short:
 * Notification sends and listens address queues named ``<topic>.<priority>`` (the core composes
   the topic), shared by listeners of one ``pool``; each pool gets its own copy of every message.
 * Every method may be called from any thread. ``IncomingMessage.ack``/``requeue`` too.
+
+Deadlines and retries (interface version 2):
+
+* ``deadline`` is a :func:`time.monotonic` instant or None. Every wait a driver takes on behalf of
+  that send or listen (connecting, channel and reply-queue setup, declaring, waiting for a
+  confirm, for a free connection, or between retries) ends by it; when it passes, the driver
+  raises :class:`~msgbus.exceptions.MessagingTimeout` (or, for a listen,
+  :class:`~msgbus.exceptions.MessageDeliveryFailure`) instead of waiting on. The core gives a
+  call's send the call's deadline, so ``call(timeout=T)`` ends within T whatever the broker does.
+* ``retry`` reaches the driver normalised by the core: None retries connection failures forever
+  (within the deadline), 0 never, N > 0 at most N times. It is never negative.
+* ``send_reply`` tries once when the reply address does not exist and raises
+  MessageUndeliverable; the core retries it in the background (one rule for every driver).
+
+A driver written for interface version 1 (no ``deadline`` keywords) still loads: the core logs
+once what to add and calls it without deadlines (its calls may then outlive their timeout).
 """
 
 from __future__ import annotations
@@ -29,20 +45,43 @@ if TYPE_CHECKING:
     from msgbus.transport_url import TransportURL
 
 #: The interface version this core speaks. A driver declares the one it was written for.
-API_VERSION = 1
+API_VERSION = 2
+#: Older interface versions the core still loads (without passing deadlines; see above).
+COMPATIBLE_API_VERSIONS = frozenset({1, 2})
+#: What a version 1 driver lacks: the ``deadline`` keyword of these methods.
+DEADLINE_METHODS = ("send", "send_reply", "send_notification", "listen",
+                    "listen_for_notifications", "listen_for_replies")
 
 
 class Capability(str, enum.Enum):
     """What a driver can promise beyond the basic contract; the conformance suite reads these."""
 
-    #: ``IncomingMessage.requeue`` gives the message back for redelivery.
+    #: ``IncomingMessage.requeue`` gives the message back for redelivery (to this or another
+    #: listener of the same queue).
     REQUEUE = "requeue"
-    #: A notification or topic message sent before any listener exists waits for one.
+    #: An RPC message sent to a topic (or ``topic.server``) whose servers have all stopped
+    #: waits for the next server that listens on it.
+    RPC_STORE_AND_FORWARD = "rpc_store_and_forward"
+    #: A notification sent before any listener of its topic ran waits for the first one (and
+    #: one that arrives while listeners are stopped waits for the next).
+    NOTIFY_STORE_AND_FORWARD = "notify_store_and_forward"
+    #: Both of the above (kept for drivers written before the two were told apart).
     STORE_AND_FORWARD = "store_and_forward"
     #: ``send(..., mandatory=True)`` raises MessageUndeliverable when no queue is bound.
     MANDATORY = "mandatory"
-    #: Messages survive the listener's connection being dropped and re-established.
+    #: The driver survives broker faults by itself: dropped or frozen connections and a broker
+    #: restart. Listeners re-declare and consume again, sends retry within their deadline and
+    #: retry budget, and every send that returned without error is delivered. The fault
+    #: scenarios of the suite apply (they need a ``fault_injector`` fixture).
     RECONNECT = "reconnect"
+
+
+def expand_capabilities(declared: frozenset[Capability]) -> frozenset[Capability]:
+    """``declared`` with STORE_AND_FORWARD read as both kinds of store-and-forward."""
+    if Capability.STORE_AND_FORWARD in declared:
+        return declared | {Capability.RPC_STORE_AND_FORWARD,
+                           Capability.NOTIFY_STORE_AND_FORWARD}
+    return declared
 
 
 @runtime_checkable
@@ -95,46 +134,58 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def send(self, target: "Target", body: bytes, *, ttl: float | None = None,
-             retry: int | None = None, mandatory: bool = False) -> None:
+             retry: int | None = None, mandatory: bool = False,
+             deadline: float | None = None) -> None:
         """Publish ``body`` to ``target`` (topic, server or fanout).
 
         ``ttl`` (seconds): the broker may drop the message if nobody took it by then (set on
         calls). ``retry``: None retries connection failures forever, 0 never, N at most N times,
         then raise MessageDeliveryFailure. ``mandatory``: raise MessageUndeliverable when no
-        queue receives it. Returns once the broker has the message (confirmed, where it can).
+        queue receives it. ``deadline``: see the module docstring; raise MessagingTimeout when
+        it passes. Returns once the broker has the message (confirmed, where it can), or, for a
+        cast a driver pipelines, once the driver has taken responsibility for delivering it.
         """
 
     @abc.abstractmethod
-    def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
-        """Publish ``body`` to a reply address made by another transport's listen_for_replies."""
+    def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None,
+                   deadline: float | None = None) -> None:
+        """Publish ``body`` to a reply address made by another transport's listen_for_replies.
+
+        Raises MessageUndeliverable at once when the address does not exist (the core retries).
+        """
 
     @abc.abstractmethod
-    def send_notification(self, target: "Target", body: bytes, *,
-                          retry: int | None = None) -> None:
+    def send_notification(self, target: "Target", body: bytes, *, retry: int | None = None,
+                          deadline: float | None = None) -> None:
         """Publish a notification to ``target.topic`` (``<topic>.<priority>``); kept until read."""
 
     @abc.abstractmethod
-    def listen(self, target: "Target", on_message: OnMessage) -> Listener:
+    def listen(self, target: "Target", on_message: OnMessage, *,
+               deadline: float | None = None) -> Listener:
         """Consume an RPC server's topic, ``topic.server`` and fanout addresses.
 
         Returns once the queues exist and are bound: a message sent after ``listen`` returns
         reaches this listener (or, for the shared topic queue, another of its consumers).
+        Raises MessageDeliveryFailure, naming the broker, when that is not done by ``deadline``.
         """
 
     @abc.abstractmethod
     def listen_for_notifications(self, targets: Sequence["Target"], pool: str | None,
-                                 on_message: OnMessage) -> Listener:
+                                 on_message: OnMessage, *,
+                                 deadline: float | None = None) -> Listener:
         """Consume the notification queues of ``targets``; listeners of one pool share messages.
 
         Returns once the queues exist and are bound, as for :meth:`listen`.
         """
 
     @abc.abstractmethod
-    def listen_for_replies(self, on_message: OnMessage) -> str:
+    def listen_for_replies(self, on_message: OnMessage, *,
+                           deadline: float | None = None) -> str:
         """Create this transport's reply address, consume it, and return the address.
 
-        Called at most once per driver instance, on the first call; replies for every caller of the
-        transport arrive through the one ``on_message``.
+        Called at most once per driver instance, on the first call, with that call's deadline;
+        replies for every caller of the transport arrive through the one ``on_message``. After a
+        reconnect the driver makes the same address exist again.
         """
 
     @abc.abstractmethod

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.metadata
 import logging
 from typing import Any
 
 from stevedore import named as sd_named
 
-from msgbus.driver.base import API_VERSION, REQUIRED_METHODS, Driver
+from msgbus.driver.base import (API_VERSION, COMPATIBLE_API_VERSIONS, DEADLINE_METHODS,
+                                REQUIRED_METHODS, Driver)
 from msgbus.exceptions import DriverLoadFailure, ExecutorLoadFailure
 
 LOG = logging.getLogger(__name__)
@@ -38,9 +40,10 @@ def check_driver_class(cls: Any, name: str) -> None:
     if not isinstance(cls, type):
         raise DriverLoadFailure(name, f"entry point gives {cls!r}, not a class")
     version = getattr(cls, "api_version", None)
-    if version != API_VERSION:
+    if version not in COMPATIBLE_API_VERSIONS:
         raise DriverLoadFailure(name, f"{cls.__module__}.{cls.__qualname__} implements driver "
-                                f"interface version {version!r}, this msgbus speaks {API_VERSION}")
+                                f"interface version {version!r}, this msgbus speaks {API_VERSION} "
+                                f"(and loads {', '.join(map(str, sorted(COMPATIBLE_API_VERSIONS)))})")
     missing = [m for m in REQUIRED_METHODS
                if not callable(getattr(cls, m, None))
                or getattr(getattr(cls, m), "__isabstractmethod__", False)]
@@ -73,7 +76,21 @@ def load_driver_class(name: str) -> type[Driver]:
     if cls is None:
         raise DriverLoadFailure(name, _unknown("transport driver", name, DRIVER_GROUP))
     check_driver_class(cls, name)
+    if cls.api_version < API_VERSION:
+        _warn_old_interface(cls, name)
     return cls
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_old_interface(cls: type[Driver], name: str) -> None:
+    """Say once per driver class what an older driver lacks and how to add it."""
+    LOG.warning("transport driver %r (%s.%s) implements driver interface version %d: it "
+                "works, but its sends and listens are not told their deadline, so a call "
+                "may outlive its timeout while the broker is unreachable. To fix: accept a "
+                "keyword 'deadline: float | None = None' (a time.monotonic() instant) in %s, "
+                "end every wait by it, and set api_version = %d (see msgbus.driver.base).",
+                name, cls.__module__, cls.__qualname__, cls.api_version,
+                ", ".join(DEADLINE_METHODS), API_VERSION)
 
 
 def load_executor_class(name: str) -> type:

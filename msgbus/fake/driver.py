@@ -45,8 +45,8 @@ class FakeDriver(Driver):
     """An in-memory driver with the same topic, server and fanout semantics as RabbitMQ's."""
 
     api_version = API_VERSION
-    capabilities = frozenset({Capability.REQUEUE, Capability.STORE_AND_FORWARD,
-                              Capability.MANDATORY})
+    capabilities = frozenset({Capability.REQUEUE, Capability.RPC_STORE_AND_FORWARD,
+                              Capability.NOTIFY_STORE_AND_FORWARD, Capability.MANDATORY})
 
     def __init__(self, conf: cfg.ConfigOpts, url: TransportURL, default_exchange: str) -> None:
         super().__init__(conf, url, default_exchange)
@@ -67,18 +67,20 @@ class FakeDriver(Driver):
             LOG.debug("fake broker: message to %r/%r reached no queue", exchange, key)
 
     def send(self, target: Target, body: bytes, *, ttl: float | None = None,
-             retry: int | None = None, mandatory: bool = False) -> None:
+             retry: int | None = None, mandatory: bool = False,
+             deadline: float | None = None) -> None:
         if target.fanout:
             self._deliver(f"{target.topic}_fanout", "", body, ttl, mandatory)
         else:
             key = f"{target.topic}.{target.server}" if target.server else str(target.topic)
             self._deliver(target.exchange or self.default_exchange, key, body, ttl, mandatory)
 
-    def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
+    def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None,
+                   deadline: float | None = None) -> None:
         self._deliver("", reply_address, body, None, True)
 
-    def send_notification(self, target: Target, body: bytes, *,
-                          retry: int | None = None) -> None:
+    def send_notification(self, target: Target, body: bytes, *, retry: int | None = None,
+                          deadline: float | None = None) -> None:
         exchange = target.exchange or self.default_exchange
         topic = str(target.topic)
         self.broker.declare_queue(topic)
@@ -90,7 +92,8 @@ class FakeDriver(Driver):
             self._listeners.append(listener)
         return listener
 
-    def listen(self, target: Target, on_message: OnMessage) -> Listener:
+    def listen(self, target: Target, on_message: OnMessage, *,
+               deadline: float | None = None) -> Listener:
         exchange = target.exchange or self.default_exchange
         topic, server = str(target.topic), str(target.server)
         fanout_queue = f"{topic}_fanout_{uuid.uuid4().hex}"
@@ -104,7 +107,8 @@ class FakeDriver(Driver):
         return self._track(FakeListener(self.broker, consumers, [fanout_queue]))
 
     def listen_for_notifications(self, targets: Sequence[Target], pool: str | None,
-                                 on_message: OnMessage) -> Listener:
+                                 on_message: OnMessage, *,
+                                 deadline: float | None = None) -> Listener:
         names = []
         for target in targets:
             exchange = target.exchange or self.default_exchange
@@ -117,7 +121,8 @@ class FakeDriver(Driver):
         consumers = [self.broker.consume(name, on_message) for name in names]
         return self._track(FakeListener(self.broker, consumers, []))
 
-    def listen_for_replies(self, on_message: OnMessage) -> str:
+    def listen_for_replies(self, on_message: OnMessage, *,
+                           deadline: float | None = None) -> str:
         name = f"reply_{uuid.uuid4().hex}"
         self.broker.declare_queue(name)
         consumer = self.broker.consume(name, on_message)

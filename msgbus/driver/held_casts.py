@@ -1,0 +1,121 @@
+"""Casts the broker could not route yet, kept and sent again: one rule for every AMQP driver.
+
+After a broker restart, non-durable queues are gone until their servers declare them again; a
+cast published in that window would be dropped by the broker without a word. AMQP drivers
+therefore publish casts to topic and server queues as mandatory (see
+:func:`msgbus.driver.amqp.holds_when_unroutable`); the broker returns one it cannot route, and
+the driver hands it to a :class:`HeldCasts`. The driver then sends each held cast again when it
+is due (backing off from 50 ms to 1 s), until a queue takes it or ``cast_hold_timeout`` passes;
+then it is dropped with an error log. ``cast_hold_max_bytes`` bounds the memory: past it, the
+oldest held casts are dropped, with an error log. A cast to a topic that nobody serves thus
+never blocks its sender and never grows memory without bound.
+
+Thread-safe; no broker library is imported here (a driver stores what it needs to re-publish in
+``payload``).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+LOG = logging.getLogger(__name__)
+
+#: First and longest pause between two sends of one held cast (seconds).
+FIRST_PAUSE = 0.05
+MAX_PAUSE = 1.0
+
+
+@dataclasses.dataclass
+class Held:
+    """One returned cast: what the driver needs to publish it again, and its history."""
+
+    payload: Any
+    #: where it was going, for log lines (exchange and routing key)
+    where: str
+    size: int
+    since: float
+    attempts: int = 1
+    due: float = 0.0
+
+
+class HeldCasts:
+    """Returned casts waiting to be sent again (see the module docstring)."""
+
+    def __init__(self, hold_timeout: float, max_bytes: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.hold_timeout = hold_timeout
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._items: collections.deque[Held] = collections.deque()
+        self._bytes = 0
+        #: how many were dropped (timed out or over the memory bound), for tests and stats
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def hold(self, payload: Any, where: str, size: int, previous: Held | None = None) -> None:
+        """Keep a cast the broker returned; ``previous`` when it was a held one sent again."""
+        now = self._clock()
+        if previous is None:
+            item = Held(payload, where, size, now, due=now + FIRST_PAUSE)
+            LOG.info("the broker had no queue for a cast to %s (its server may be declaring "
+                     "it again); sending it again for up to %.0fs", where, self.hold_timeout)
+        else:
+            item = previous
+            item.attempts += 1
+            pause = min(MAX_PAUSE, FIRST_PAUSE * 2 ** min(item.attempts - 1, 10))
+            item.due = now + pause
+        if now - item.since >= self.hold_timeout:
+            self._drop(item, f"no queue took it within cast_hold_timeout "
+                             f"({self.hold_timeout:g}s)")
+            return
+        with self._lock:
+            self._items.append(item)
+            self._bytes += item.size
+            over = []
+            while self._bytes > self.max_bytes and self._items:
+                oldest = self._items.popleft()
+                self._bytes -= oldest.size
+                over.append(oldest)
+        for oldest in over:
+            self._drop(oldest, f"more than cast_hold_max_bytes ({self.max_bytes}) of casts are "
+                               "waiting for a queue")
+
+    def _drop(self, item: Held, why: str) -> None:
+        self.dropped += 1
+        LOG.error("dropping a cast to %s after %d unroutable attempt(s) over %.1fs: %s. Is a "
+                  "server running for this topic?", item.where, item.attempts,
+                  self._clock() - item.since, why)
+
+    def take_due(self) -> list[Held]:
+        """Remove and return the casts due to be sent again now (the driver sends each and,
+        if the broker returns it again, passes it back to :meth:`hold` as ``previous``)."""
+        now = self._clock()
+        with self._lock:
+            due = [item for item in self._items if item.due <= now]
+            if due:
+                self._items = collections.deque(i for i in self._items if i.due > now)
+                self._bytes -= sum(item.size for item in due)
+        return due
+
+    def take_all(self) -> list[Held]:
+        """Remove and return every held cast (the transport is closing)."""
+        with self._lock:
+            items, self._items = list(self._items), collections.deque()
+            self._bytes = 0
+        return items
+
+    def next_due(self) -> float | None:
+        """Seconds until the next held cast is due (0 when one is due now), None when empty."""
+        with self._lock:
+            if not self._items:
+                return None
+            soonest = min(item.due for item in self._items)
+        return max(0.0, soonest - self._clock())
