@@ -41,9 +41,10 @@ def check_driver_class(cls: Any, name: str) -> None:
         raise DriverLoadFailure(name, f"entry point gives {cls!r}, not a class")
     version = getattr(cls, "api_version", None)
     if version not in COMPATIBLE_API_VERSIONS:
+        loads = ", ".join(map(str, sorted(COMPATIBLE_API_VERSIONS)))
         raise DriverLoadFailure(name, f"{cls.__module__}.{cls.__qualname__} implements driver "
                                 f"interface version {version!r}, this msgbus speaks {API_VERSION} "
-                                f"(and loads {', '.join(map(str, sorted(COMPATIBLE_API_VERSIONS)))})")
+                                f"(and loads versions {loads})")
     missing = [m for m in REQUIRED_METHODS
                if not callable(getattr(cls, m, None))
                or getattr(getattr(cls, m), "__isabstractmethod__", False)]
