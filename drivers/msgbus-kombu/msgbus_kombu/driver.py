@@ -55,17 +55,20 @@ class KombuDriver(Driver):
 
     # sending
     def send(self, target: Target, body: bytes, *, ttl: float | None = None,
-             retry: int | None = None, mandatory: bool = False) -> None:
+             retry: int | None = None, mandatory: bool = False,
+             deadline: float | None = None) -> None:
         route = self.topology.route(target.exchange, str(target.topic), target.server,
                                     bool(target.fanout))
-        deadline = time.monotonic() + ttl if ttl else None
+        if deadline is None and ttl:
+            deadline = time.monotonic() + ttl
         self.publisher.send(route.exchange, route.routing_key, body,
                             expiration=expiration_ms(ttl) if ttl else None,
                             mandatory=mandatory, retry=retry, deadline=deadline,
                             pipelined=pipelines(ttl, mandatory, body,
                                                 self.settings.amqp.cast_window, retry))
 
-    def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
+    def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None,
+                   deadline: float | None = None) -> None:
         """Publish to the default exchange, mandatory; retry a while if the queue is missing."""
         route = self.topology.reply_route(reply_address)
         give_up = time.monotonic() + self.settings.kombu.reply_missing_queue_timeout
@@ -92,11 +95,11 @@ class KombuDriver(Driver):
                 pause = min(pause * 2, _REPLY_RETRY_MAX)
 
     def send_notification(self, target: Target, body: bytes, *,
-                          retry: int | None = None) -> None:
+                          retry: int | None = None, deadline: float | None = None) -> None:
         """Publish to ``<topic>.<priority>``, declaring its queue so nothing is lost."""
         queue = self.topology.notification_queue(target.exchange, str(target.topic))
         self.publisher.send(queue.exchange, queue.routing_key, body, retry=retry,
-                            declare=queue)
+                            declare=queue, deadline=deadline)
 
     # consuming
     def _start(self, consumer: ConsumerThread, wait: str) -> KombuListener:
@@ -118,7 +121,8 @@ class KombuDriver(Driver):
                 self._listeners.remove(listener)
                 self._stopped.append(listener.consumer)
 
-    def listen(self, target: Target, on_message: OnMessage) -> Listener:
+    def listen(self, target: Target, on_message: OnMessage, *,
+               deadline: float | None = None) -> Listener:
         topic, server = str(target.topic), str(target.server)
         queues = self.topology.server_queues(target.exchange, topic, server)
         fanout = queues[-1]
@@ -129,7 +133,8 @@ class KombuDriver(Driver):
         return self._start(consumer, "ready")
 
     def listen_for_notifications(self, targets: Sequence[Target], pool: str | None,
-                                 on_message: OnMessage) -> Listener:
+                                 on_message: OnMessage, *,
+                                 deadline: float | None = None) -> Listener:
         queues = [self.topology.notification_queue(t.exchange, str(t.topic), pool)
                   for t in targets]
         name = pool or ",".join(dict.fromkeys(q.name for q in queues))
@@ -137,7 +142,8 @@ class KombuDriver(Driver):
                                   purpose=f"notifications:{name}", driver_stop=self._closing)
         return self._start(consumer, "ready")
 
-    def listen_for_replies(self, on_message: OnMessage) -> str:
+    def listen_for_replies(self, on_message: OnMessage, *,
+                           deadline: float | None = None) -> str:
         """Declare and consume this transport's reply queue.
 
         Returns once the queue is consumed, or right after a first failed try to reach the
