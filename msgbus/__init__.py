@@ -17,7 +17,7 @@ from msgbus.exceptions import (ClientSendError, ConfigurationError, DriverLoadFa
                                MessageSerializationError, MessageUndeliverable,
                                MessagingException, MessagingServerError, MessagingTimeout,
                                NoSuchMethod, RemoteError, RPCDispatcherError, RPCVersionCapError,
-                               ServerListenError, UnsupportedVersion)
+                               ServerListenError, TransportClosedError, UnsupportedVersion)
 from msgbus.rpc import (DefaultRPCAccessPolicy, ExplicitRPCAccessPolicy, LegacyRPCAccessPolicy,
                         RPCAccessPolicyBase, RPCClient, RPCDispatcher, RPCServer,
                         expected_exceptions, expose, get_rpc_client, get_rpc_server)
@@ -34,7 +34,8 @@ __all__ = [
     "ExpectedException", "InvalidTarget", "InvalidTransportURL", "MessageDeliveryFailure",
     "MessageSerializationError", "MessageUndeliverable", "MessagingException",
     "MessagingServerError", "MessagingTimeout", "NoSuchMethod", "RemoteError",
-    "RPCDispatcherError", "RPCVersionCapError", "ServerListenError", "UnsupportedVersion",
+    "RPCDispatcherError", "RPCVersionCapError", "ServerListenError", "TransportClosedError",
+    "UnsupportedVersion",
     "DefaultRPCAccessPolicy", "ExplicitRPCAccessPolicy", "LegacyRPCAccessPolicy",
     "RPCAccessPolicyBase", "RPCClient", "RPCDispatcher", "RPCServer", "expected_exceptions",
     "expose", "get_rpc_client", "get_rpc_server", "JsonPayloadSerializer", "NoOpSerializer",

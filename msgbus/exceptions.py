@@ -21,6 +21,10 @@ class MessageDeliveryFailure(MessagingException):
     """The broker could not be reached, or refused the message, within the retry budget."""
 
 
+class TransportClosedError(MessageDeliveryFailure):
+    """The transport was closed (``cleanup()``): make a new one to send or serve again."""
+
+
 class MessageUndeliverable(MessagingException):
     """The broker had no queue to route a mandatory message to."""
 

@@ -4,25 +4,38 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from oslo_config import cfg
 
 from msgbus import options
-from msgbus.driver.base import Capability, Driver, Listener, OnMessage
+from msgbus.driver.base import Capability, Driver, Listener, OnMessage, expand_capabilities
 from msgbus.driver.loader import load_driver_class
-from msgbus.exceptions import DriverLoadFailure, InvalidTransportURL
+from msgbus.exceptions import DriverLoadFailure, InvalidTransportURL, TransportClosedError
 from msgbus.target import Target
 from msgbus.transport_url import TransportHost, TransportURL
 
 if TYPE_CHECKING:
+    from msgbus.rpc.reply_retry import ReplyRetrier
     from msgbus.rpc.reply_waiter import ReplyWaiter
 
 LOG = logging.getLogger(__name__)
 
 __all__ = ["Transport", "RPCTransport", "NotificationTransport", "TransportOptions",
            "TransportURL", "TransportHost", "get_transport", "get_rpc_transport",
-           "set_transport_defaults"]
+           "set_transport_defaults", "normalize_retry"]
+
+
+def normalize_retry(retry: int | None) -> int | None:
+    """The one meaning of ``retry`` (oslo.messaging's): None or negative retries forever
+    (returned as None), 0 never, N at most N times. Drivers only ever see the result."""
+    if retry is None:
+        return None
+    if isinstance(retry, bool) or not isinstance(retry, int):
+        raise TypeError(f"retry must be an int or None (None or -1: retry forever, 0: never, "
+                        f"N: at most N times), not {retry!r}")
+    return None if retry < 0 else retry
 
 
 class TransportOptions:
@@ -47,7 +60,10 @@ class Transport:
         self.allowed_remote_exmods = list(allowed_remote_exmods)
         self._lock = threading.Lock()
         self._reply_waiter: ReplyWaiter | None = None
+        self._reply_retrier: ReplyRetrier | None = None
         self._closed = False
+        #: whether the driver takes ``deadline=`` (interface version 2 and later)
+        self._deadlines = getattr(driver, "api_version", 1) >= 2
 
     @property
     def driver(self) -> Driver:
@@ -55,7 +71,22 @@ class Transport:
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        return self._driver.capabilities
+        return expand_capabilities(self._driver.capabilities)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`cleanup` was called: nothing can be sent or started any more."""
+        return self._closed
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise TransportClosedError(f"cannot {what}: transport {self.url} was closed "
+                                       "(cleanup() was called); make a new one with "
+                                       "get_rpc_transport() or get_notification_transport()")
+
+    def _deadline(self, deadline: float | None) -> dict[str, Any]:
+        """The ``deadline`` keyword for the driver (none for interface version 1 drivers)."""
+        return {"deadline": deadline} if self._deadlines else {}
 
     def _resolve(self, target: Target) -> Target:
         if target.exchange:
@@ -63,51 +94,84 @@ class Transport:
         return target(exchange=self._driver.default_exchange)
 
     # used by the RPC client
-    def reply_waiter(self) -> "ReplyWaiter":
-        """The transport's one reply waiter, made (with its reply address) on first use."""
+    def reply_waiter(self, deadline: float | None = None) -> "ReplyWaiter":
+        """The transport's one reply waiter, made (with its reply address) on first use; the
+        first call's ``deadline`` bounds setting it up."""
         waiter = self._reply_waiter
         if waiter is not None:
             return waiter
+        self._check_open("call")
         with self._lock:
             if self._reply_waiter is None:
                 from msgbus.rpc.reply_waiter import ReplyWaiter
                 self._reply_waiter = ReplyWaiter(
                     self._driver, self.allowed_remote_exmods,
-                    window=self.conf.rpc_duplicate_window)
+                    window=self.conf.rpc_duplicate_window, listen_kwargs=self._deadline(deadline))
             return self._reply_waiter
 
     def send(self, target: Target, body: bytes, *, ttl: float | None = None,
-             retry: int | None = None, mandatory: bool = False) -> None:
-        """Publish an RPC request body to ``target``."""
-        self._driver.send(self._resolve(target), body, ttl=ttl, retry=retry, mandatory=mandatory)
+             retry: int | None = None, mandatory: bool = False,
+             deadline: float | None = None) -> None:
+        """Publish an RPC request body to ``target``; ``deadline`` (monotonic) bounds it."""
+        self._check_open("send")
+        self._driver.send(self._resolve(target), body, ttl=ttl, retry=normalize_retry(retry),
+                          mandatory=mandatory, **self._deadline(deadline))
 
-    def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None) -> None:
-        """Publish a reply body to a caller's reply address."""
-        self._driver.send_reply(reply_address, body, retry=retry)
+    def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None,
+                   deadline: float | None = None) -> None:
+        """Publish a reply body to a caller's reply address (one try if it does not exist)."""
+        self._check_open("send a reply")
+        self._driver.send_reply(reply_address, body, retry=normalize_retry(retry),
+                                **self._deadline(deadline))
 
-    def send_notification(self, target: Target, body: bytes, *,
-                          retry: int | None = None) -> None:
+    def reply_retrier(self) -> "ReplyRetrier":
+        """Sends again, in the background, replies whose reply queue did not exist yet."""
+        retrier = self._reply_retrier
+        if retrier is not None:
+            return retrier
+        with self._lock:
+            if self._reply_retrier is None:
+                from msgbus.rpc.reply_retry import ReplyRetrier
+                self._reply_retrier = ReplyRetrier(self.send_reply,
+                                                   self.conf.reply_missing_queue_timeout)
+            return self._reply_retrier
+
+    def send_notification(self, target: Target, body: bytes, *, retry: int | None = None,
+                          deadline: float | None = None) -> None:
         """Publish a notification body (``target.topic`` is ``<topic>.<priority>``)."""
-        self._driver.send_notification(self._resolve(target), body, retry=retry)
+        self._check_open("send a notification")
+        self._driver.send_notification(self._resolve(target), body,
+                                       retry=normalize_retry(retry), **self._deadline(deadline))
 
     # used by servers and listeners
+    def _listen_deadline(self) -> dict[str, Any]:
+        return self._deadline(time.monotonic() + self.conf.listen_timeout)
+
     def listen(self, target: Target, on_message: OnMessage) -> Listener:
-        return self._driver.listen(self._resolve(target), on_message)
+        """Consume an RPC server's queues; fails after ``listen_timeout`` without the broker."""
+        self._check_open("start a server")
+        return self._driver.listen(self._resolve(target), on_message, **self._listen_deadline())
 
     def listen_for_notifications(self, targets: Sequence[Target], pool: str | None,
                                  on_message: OnMessage) -> Listener:
+        """Consume notification queues; fails after ``listen_timeout`` without the broker."""
+        self._check_open("start a notification listener")
         return self._driver.listen_for_notifications([self._resolve(t) for t in targets],
-                                                     pool, on_message)
+                                                     pool, on_message, **self._listen_deadline())
 
     def cleanup(self) -> None:
-        """Close the driver: listeners stop, private queues go, connections close."""
+        """Close the driver: listeners stop, private queues go, connections close. Afterwards
+        every send, call and server start on this transport raises TransportClosedError."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             waiter, self._reply_waiter = self._reply_waiter, None
+            retrier, self._reply_retrier = self._reply_retrier, None
         if waiter is not None:
             waiter.close()
+        if retrier is not None:
+            retrier.close()
         self._driver.close()
 
     def __enter__(self) -> "Transport":

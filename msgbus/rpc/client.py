@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from typing import Any
 
 from msgbus import envelope
-from msgbus.exceptions import (ClientSendError, InvalidTarget, MessagingException,
-                               RPCVersionCapError)
+from msgbus.driver.base import Capability
+from msgbus.exceptions import (ClientSendError, InvalidTarget, MessageUndeliverable,
+                               MessagingException, MessagingTimeout, RPCVersionCapError)
 from msgbus.rpc.versions import version_is_compatible
 from msgbus.serializer import NoOpSerializer, Serializer
 from msgbus.target import Target
@@ -19,6 +22,26 @@ LOG = logging.getLogger(__name__)
 __all__ = ["RPCClient", "get_rpc_client"]
 
 _UNSET: Any = object()
+
+#: First and longest pause before sending again a call the broker could not route (no queue
+#: for its topic yet: a server is starting, or declaring its queues again after a restart).
+_UNROUTED_FIRST_PAUSE = 0.02
+_UNROUTED_MAX_PAUSE = 0.25
+
+
+class _Call:
+    """One call on its way: what was sent and the deadline that bounds all of it."""
+
+    __slots__ = ("waiter", "body", "pending", "timeout", "deadline", "method")
+
+    def __init__(self, waiter: Any, body: bytes, pending: Any, timeout: float | None,
+                 deadline: float | None, method: str) -> None:
+        self.waiter = waiter
+        self.body = body
+        self.pending = pending
+        self.timeout = timeout
+        self.deadline = deadline
+        self.method = method
 
 
 class _CallContext:
@@ -86,21 +109,71 @@ class _CallContext:
     def _mandatory(self) -> bool:
         return bool(self.transport_options and self.transport_options.at_least_once)
 
-    def _publish(self, body: bytes, ttl: float | None) -> None:
+    def _publish(self, body: bytes, ttl: float | None, mandatory: bool = False,
+                 deadline: float | None = None) -> None:
         try:
             self.transport.send(self.target, body, ttl=ttl, retry=self.retry,
-                                mandatory=self._mandatory())
+                                mandatory=mandatory or self._mandatory(), deadline=deadline)
         except MessagingException:
             raise
         except Exception as exc:
             raise ClientSendError(self.target, exc) from exc
+
+    def _describe(self, method: str, timeout: float | None) -> str:
+        where = f"topic {self.target.topic!r}"
+        if self.target.server:
+            where += f", server {self.target.server!r}"
+        if self.target.exchange:
+            where += f", exchange {self.target.exchange!r}"
+        limit = f" within {timeout:g}s" if timeout else ""
+        return f" (call of {method!r} on {where}{limit})"
+
+    def _publish_call(self, call: _Call) -> None:
+        """Send a call's request; while the broker has no queue for it (it returns the message
+        as unroutable), send it again until the call's deadline: a server may be starting or
+        declaring its queues again after a broker restart. ``at_least_once`` raises at once."""
+        returns = Capability.MANDATORY in self.transport.capabilities
+        pause = _UNROUTED_FIRST_PAUSE
+        tries = 0
+        # With a call monitor, a call that no server has taken gives up after that long too.
+        give_up = call.deadline
+        if self.call_monitor_timeout:
+            monitor_end = time.monotonic() + self.call_monitor_timeout
+            give_up = monitor_end if give_up is None else min(give_up, monitor_end)
+        while True:
+            ttl = call.timeout
+            if call.deadline is not None:
+                ttl = call.deadline - time.monotonic()
+            if give_up is not None and (time.monotonic() >= give_up or (ttl or 1) <= 0):
+                raise MessagingTimeout(
+                    f"Timed out sending message ID {call.pending.msg_id}"
+                    f"{self._describe(call.method, call.timeout)}: "
+                    + ("the broker had no queue for it (no server is listening)"
+                       if tries else "no time left to send it"))
+            try:
+                self._publish(call.body, ttl, mandatory=returns, deadline=call.deadline)
+                return
+            except MessageUndeliverable:
+                if self._mandatory():
+                    raise
+            tries += 1
+            if tries == 1:
+                LOG.info("no queue for message %s%s yet; sending it again until the call's "
+                         "deadline", call.pending.msg_id,
+                         self._describe(call.method, call.timeout))
+            wait = pause * random.uniform(0.5, 1.0)
+            if give_up is not None:
+                wait = min(wait, max(0.0, give_up - time.monotonic()))
+            time.sleep(wait)
+            pause = min(pause * 2, _UNROUTED_MAX_PAUSE)
 
     def cast(self, ctxt: Any, method: str, **kwargs: Any) -> None:
         """Send ``method(**kwargs)`` to the target without waiting for a result."""
         self.target.require("topic", why="to send a message")
         self._publish(envelope.encode(self._message(ctxt, method, kwargs)), None)
 
-    def _prepare_call(self, ctxt: Any, method: str, kwargs: dict) -> tuple:
+    def _prepare_call(self, ctxt: Any, method: str, kwargs: dict) -> _Call:
+        start = time.monotonic()
         self.target.require("topic", why="to send a message")
         if self.target.fanout:
             raise InvalidTarget("A call cannot be used with fanout", self.target)
@@ -108,37 +181,44 @@ class _CallContext:
         timeout = self.timeout
         if timeout is None:
             timeout = self.transport.conf.rpc_response_timeout
-        waiter = self.transport.reply_waiter()
+        deadline = start + timeout if timeout else None
+        waiter = self.transport.reply_waiter(deadline)
         msg_id = envelope.new_id()
         msg["_msg_id"] = msg_id
         msg["_reply_q"] = waiter.address
         msg["_timeout"] = self.call_monitor_timeout
-        return waiter, envelope.encode(msg), timeout, waiter.register(msg_id)
+        return _Call(waiter, envelope.encode(msg), waiter.register(msg_id), timeout or None,
+                     deadline, method)
 
     def call(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
         """Invoke ``method(**kwargs)`` on one server and return its result.
 
         Raises the remote exception (rebuilt when allowed, else RemoteError), or MessagingTimeout
         when no reply comes within ``timeout`` (or no heartbeat within call_monitor_timeout).
+        The timeout bounds the whole call, sending included, whatever the broker does.
         """
-        waiter, body, timeout, pending = self._prepare_call(ctxt, method, kwargs)
+        call = self._prepare_call(ctxt, method, kwargs)
         try:
-            self._publish(body, timeout)
+            self._publish_call(call)
         except BaseException:
-            waiter.forget(pending.msg_id)
+            call.waiter.forget(call.pending.msg_id)
             raise
-        result = waiter.wait(pending, timeout or None, self.call_monitor_timeout)
+        result = call.waiter.wait(call.pending, call.deadline, self.call_monitor_timeout,
+                                  self._describe(method, call.timeout))
         return self.serializer.deserialize_entity(ctxt, result)
 
     async def call_async(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
         """:meth:`call` for asyncio: awaits the reply without blocking the event loop."""
-        waiter, body, timeout, pending = self._prepare_call(ctxt, method, kwargs)
+        loop = asyncio.get_running_loop()
+        call = await loop.run_in_executor(None, self._prepare_call, ctxt, method, kwargs)
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self._publish, body, timeout)
+            await loop.run_in_executor(None, self._publish_call, call)
         except BaseException:
-            waiter.forget(pending.msg_id)
+            call.waiter.forget(call.pending.msg_id)
             raise
-        result = await waiter.wait_async(pending, timeout or None, self.call_monitor_timeout)
+        result = await call.waiter.wait_async(call.pending, call.deadline,
+                                              self.call_monitor_timeout,
+                                              self._describe(method, call.timeout))
         return self.serializer.deserialize_entity(ctxt, result)
 
     async def cast_async(self, ctxt: Any, method: str, **kwargs: Any) -> None:

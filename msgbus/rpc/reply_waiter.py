@@ -36,14 +36,15 @@ class PendingCall:
 
 
 class _CallClock:
-    """The deadlines of one call: the overall timeout and the call monitor's."""
+    """The deadlines of one call: the overall one and the call monitor's."""
 
-    def __init__(self, pending: PendingCall, timeout: float | None,
-                 call_monitor_timeout: float | None) -> None:
+    def __init__(self, pending: PendingCall, deadline: float | None,
+                 call_monitor_timeout: float | None, what: str) -> None:
         self.pending = pending
         self.start = time.monotonic()
-        self.deadline = None if timeout is None else self.start + timeout
+        self.deadline = deadline
         self.monitor = call_monitor_timeout
+        self.what = what
 
     def next_wait(self) -> float | None:
         """Seconds to wait for the next event, or raise MessagingTimeout when time is up."""
@@ -53,13 +54,13 @@ class _CallClock:
             monitor_left = self.pending.last_heartbeat + self.monitor - now
             wait_for = monitor_left if wait_for is None else min(wait_for, monitor_left)
         if wait_for is not None and wait_for <= 0:
-            waited = now - self.start
             if self.deadline is not None and now >= self.deadline:
                 raise MessagingTimeout(f"Timed out waiting for a reply to message ID "
-                                       f"{self.pending.msg_id} after {waited:.3g}s")
+                                       f"{self.pending.msg_id}{self.what}: no server replied "
+                                       f"in time (is one running and reachable?)")
             raise MessagingTimeout(f"Timed out waiting for a reply to message ID "
-                                   f"{self.pending.msg_id}: no heartbeat from the server for "
-                                   f"{self.monitor:.3g}s (call_monitor_timeout)")
+                                   f"{self.pending.msg_id}{self.what}: no heartbeat from the "
+                                   f"server for {self.monitor:.3g}s (call_monitor_timeout)")
         return wait_for
 
 
@@ -67,13 +68,13 @@ class ReplyWaiter:
     """Routes replies arriving on the transport's reply address to the waiting callers."""
 
     def __init__(self, driver: Driver, allowed_remote_exmods: Iterable[str],
-                 window: int = 4096) -> None:
+                 window: int = 4096, listen_kwargs: dict[str, Any] | None = None) -> None:
         self._driver = driver
         self._allowed = list(allowed_remote_exmods)
         self._pending: dict[str, PendingCall] = {}
         self._recent = RecentIds(window)
         self._lock = threading.Lock()
-        self.address = driver.listen_for_replies(self._on_reply)
+        self.address = driver.listen_for_replies(self._on_reply, **(listen_kwargs or {}))
 
     def register(self, msg_id: str) -> PendingCall:
         """Start waiting for replies to ``msg_id`` (before the request is sent)."""
@@ -85,11 +86,12 @@ class ReplyWaiter:
         """Stop waiting for ``msg_id``; a reply arriving later is dropped with a log line."""
         self._pending.pop(msg_id, None)
 
-    def wait(self, pending: PendingCall, timeout: float | None,
-             call_monitor_timeout: float | None) -> Any:
-        """Block until the reply, raising the remote failure or MessagingTimeout."""
+    def wait(self, pending: PendingCall, deadline: float | None,
+             call_monitor_timeout: float | None, what: str = "") -> Any:
+        """Block until the reply, raising the remote failure or MessagingTimeout at
+        ``deadline`` (monotonic); ``what`` describes the call for that message."""
         try:
-            clock = _CallClock(pending, timeout, call_monitor_timeout)
+            clock = _CallClock(pending, deadline, call_monitor_timeout, what)
             while True:
                 try:
                     return pending.future.result(clock.next_wait())
@@ -98,11 +100,11 @@ class ReplyWaiter:
         finally:
             self.forget(pending.msg_id)
 
-    async def wait_async(self, pending: PendingCall, timeout: float | None,
-                         call_monitor_timeout: float | None) -> Any:
+    async def wait_async(self, pending: PendingCall, deadline: float | None,
+                         call_monitor_timeout: float | None, what: str = "") -> Any:
         """Await the reply without blocking the event loop; same outcomes as :meth:`wait`."""
         try:
-            clock = _CallClock(pending, timeout, call_monitor_timeout)
+            clock = _CallClock(pending, deadline, call_monitor_timeout, what)
             future = asyncio.wrap_future(pending.future)
             while True:
                 try:

@@ -109,9 +109,14 @@ class RPCServer(MessageHandlingServer):
                                     ending)
         try:
             self.transport.send_reply(reply_q, body)
+        except MessageUndeliverable:
+            # The caller's reply queue is missing (e.g. being declared again after a broker
+            # restart): sent again in the background; a heartbeat is not worth it.
+            if ending:
+                self.transport.reply_retrier().add(reply_q, body, msg_id)
         except Exception as exc:
             LOG.error("could not send the reply to message %s to %s: %s", msg_id, reply_q, exc)
-            if ending and not isinstance(exc, MessageUndeliverable):
+            if ending:
                 # The broker refused the reply itself (e.g. larger than its max_message_size),
                 # not the route to the caller: tell the caller why at once, with a small
                 # failure, instead of letting its call time out.

@@ -15,7 +15,7 @@ import msgbus
 import msgbus.fake
 from msgbus import options as core_options
 from msgbus.notify import Notifier, NotifierDriverLoadFailure, get_notification_transport
-from msgbus.notify.drivers.messaging import normalize_retry
+from msgbus.transport import normalize_retry
 from msgbus.notify.drivers.test import TestDriver
 from msgbus.notify.message import TIMESTAMP_FORMAT, utc_timestamp
 from msgbus.transport import NotificationTransport, Transport
@@ -191,7 +191,8 @@ def test_retry_reaches_the_transport(transport: Transport) -> None:
     seen: list[Any] = []
     original = transport.driver.send_notification
 
-    def spy(target: msgbus.Target, body: bytes, *, retry: int | None = None) -> None:
+    def spy(target: msgbus.Target, body: bytes, *, retry: int | None = None,
+            **kwargs: Any) -> None:
         seen.append((target.topic, retry))
         original(target, body, retry=retry)
 

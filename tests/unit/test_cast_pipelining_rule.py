@@ -8,9 +8,9 @@ from msgbus.driver.amqp import PIPELINED_CAST_MAX_BYTES, pipelines, pop_confirme
 SMALL = b"x" * 100
 
 
-@pytest.mark.parametrize("retry", [None, -1])
-def test_a_small_cast_retried_forever_is_pipelined(retry: int | None) -> None:
-    assert pipelines(None, False, SMALL, 64, retry)
+def test_a_small_cast_retried_forever_is_pipelined() -> None:
+    # (the core turns oslo's retry=-1 into None before a driver sees it)
+    assert pipelines(None, False, SMALL, 64, None)
 
 
 @pytest.mark.parametrize("ttl, mandatory, body, window, retry, why", [

@@ -14,14 +14,7 @@ from msgbus.target import Target
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["MessagingDriver", "MessagingV2Driver", "normalize_retry"]
-
-
-def normalize_retry(retry: int | None) -> int | None:
-    """oslo's retry convention (-1 or None: forever) as the driver interface's (None: forever)."""
-    if retry is None or retry < 0:
-        return None
-    return int(retry)
+__all__ = ["MessagingDriver", "MessagingV2Driver"]
 
 
 class MessagingDriver(NotifierDriver):
@@ -41,7 +34,6 @@ class MessagingDriver(NotifierDriver):
 
     def notify(self, ctxt: dict, message: dict, priority: str, retry: int | None) -> None:
         priority = priority.lower()
-        retry = normalize_retry(retry)
         for topic in self.topics:
             body = self._encode(ctxt, message)  # a serialization error is the caller's to log
             target = Target(topic=f"{topic}.{priority}")
