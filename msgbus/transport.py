@@ -64,6 +64,7 @@ class Transport:
         self._closed = False
         #: whether the driver takes ``deadline=`` (interface version 2 and later)
         self._deadlines = getattr(driver, "api_version", 1) >= 2
+        self._capabilities = expand_capabilities(driver.capabilities)
 
     @property
     def driver(self) -> Driver:
@@ -71,7 +72,7 @@ class Transport:
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        return expand_capabilities(self._driver.capabilities)
+        return self._capabilities
 
     @property
     def closed(self) -> bool:

@@ -204,7 +204,7 @@ class _CallContext:
             call.waiter.forget(call.pending.msg_id)
             raise
         result = call.waiter.wait(call.pending, call.deadline, self.call_monitor_timeout,
-                                  self._describe(method, call.timeout))
+                                  lambda: self._describe(method, call.timeout))
         return self.serializer.deserialize_entity(ctxt, result)
 
     async def call_async(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
@@ -218,7 +218,7 @@ class _CallContext:
             raise
         result = await call.waiter.wait_async(call.pending, call.deadline,
                                               self.call_monitor_timeout,
-                                              self._describe(method, call.timeout))
+                                              lambda: self._describe(method, call.timeout))
         return self.serializer.deserialize_entity(ctxt, result)
 
     async def cast_async(self, ctxt: Any, method: str, **kwargs: Any) -> None:

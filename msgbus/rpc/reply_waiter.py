@@ -13,7 +13,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from msgbus import envelope, failures
 from msgbus.driver.base import Driver, IncomingMessage
@@ -39,7 +39,7 @@ class _CallClock:
     """The deadlines of one call: the overall one and the call monitor's."""
 
     def __init__(self, pending: PendingCall, deadline: float | None,
-                 call_monitor_timeout: float | None, what: str) -> None:
+                 call_monitor_timeout: float | None, what: Callable[[], str]) -> None:
         self.pending = pending
         self.start = time.monotonic()
         self.deadline = deadline
@@ -56,10 +56,10 @@ class _CallClock:
         if wait_for is not None and wait_for <= 0:
             if self.deadline is not None and now >= self.deadline:
                 raise MessagingTimeout(f"Timed out waiting for a reply to message ID "
-                                       f"{self.pending.msg_id}{self.what}: no server replied "
+                                       f"{self.pending.msg_id}{self.what()}: no server replied "
                                        f"in time (is one running and reachable?)")
             raise MessagingTimeout(f"Timed out waiting for a reply to message ID "
-                                   f"{self.pending.msg_id}{self.what}: no heartbeat from the "
+                                   f"{self.pending.msg_id}{self.what()}: no heartbeat from the "
                                    f"server for {self.monitor:.3g}s (call_monitor_timeout)")
         return wait_for
 
@@ -87,9 +87,9 @@ class ReplyWaiter:
         self._pending.pop(msg_id, None)
 
     def wait(self, pending: PendingCall, deadline: float | None,
-             call_monitor_timeout: float | None, what: str = "") -> Any:
+             call_monitor_timeout: float | None, what: Callable[[], str] = str) -> Any:
         """Block until the reply, raising the remote failure or MessagingTimeout at
-        ``deadline`` (monotonic); ``what`` describes the call for that message."""
+        ``deadline`` (monotonic); ``what()`` describes the call for that message."""
         try:
             clock = _CallClock(pending, deadline, call_monitor_timeout, what)
             while True:
@@ -101,7 +101,8 @@ class ReplyWaiter:
             self.forget(pending.msg_id)
 
     async def wait_async(self, pending: PendingCall, deadline: float | None,
-                         call_monitor_timeout: float | None, what: str = "") -> Any:
+                         call_monitor_timeout: float | None,
+                         what: Callable[[], str] = str) -> Any:
         """Await the reply without blocking the event loop; same outcomes as :meth:`wait`."""
         try:
             clock = _CallClock(pending, deadline, call_monitor_timeout, what)
