@@ -14,7 +14,7 @@ import pytest
 
 import msgbus
 import msgbus.fake
-from msgbus.driver.base import Capability
+from msgbus.driver.base import Capability, expand_capabilities
 from msgbus.rpc.client import RPCClient
 from msgbus.rpc.server import RPCServer
 from msgbus.transport import Transport
@@ -33,6 +33,7 @@ class Bus:
         self.url = url
         self._servers: list[Any] = []
         self._transports: list[Transport] = []
+        self._capabilities: frozenset[Capability] | None = None
         self.test_id = uuid.uuid4().hex[:10]
 
     def transport(self, **kwargs: Any) -> Transport:
@@ -41,9 +42,25 @@ class Bus:
         self._transports.append(transport)
         return transport
 
+    def notification_transport(self, **kwargs: Any) -> Transport:
+        """A new notification transport on the suite's URL (closed after the test)."""
+        from msgbus.notify import get_notification_transport
+        transport = get_notification_transport(url=kwargs.pop("url", self.url), **kwargs)
+        self._transports.append(transport)
+        return transport
+
+    @property
+    def scheme(self) -> str:
+        """The URL scheme: which driver the suite runs on."""
+        return self.url.split(":", 1)[0]
+
     @property
     def capabilities(self) -> frozenset[Capability]:
-        return self.transport().capabilities
+        """What the driver declares, with the old STORE_AND_FORWARD read as both kinds of
+        store-and-forward (:func:`msgbus.driver.base.expand_capabilities`)."""
+        if self._capabilities is None:
+            self._capabilities = expand_capabilities(frozenset(self.transport().capabilities))
+        return self._capabilities
 
     def topic(self, name: str = "topic") -> str:
         """A topic name unique to this test, so tests never see each other's messages."""
@@ -127,7 +144,11 @@ def recorder() -> Recorder:
 
 
 def require(bus: Bus, capability: Capability) -> None:
-    """Mark the running test as not applicable (a visible xfail) without ``capability``."""
+    """Mark the running test as not applicable (a visible xfail) without ``capability``.
+
+    A driver declaring the old ``STORE_AND_FORWARD`` has both ``RPC_STORE_AND_FORWARD`` and
+    ``NOTIFY_STORE_AND_FORWARD`` here.
+    """
     if capability not in bus.capabilities:
-        pytest.xfail(f"driver for {bus.url.split(':', 1)[0]}:// does not declare capability "
+        pytest.xfail(f"driver for {bus.scheme}:// does not declare capability "
                      f"{capability.value!r}")

@@ -7,8 +7,8 @@ library, so any driver's tests can use it:
   :func:`close_all_connections`: ``rabbitmqctl`` wrappers (the shared node or a private one);
 * :func:`wait_for_broker`: wait until a port speaks AMQP 0-9-1;
 * :class:`TcpProxy`: a loopback TCP proxy in front of a broker port whose connections a test can
-  cut (:meth:`TcpProxy.drop_all`) or refuse, to simulate a network failure without disturbing
-  other users of the shared broker;
+  cut (:meth:`TcpProxy.drop_all`), stall (:meth:`TcpProxy.pause`) or refuse, to simulate a
+  network failure without disturbing other users of the shared broker;
 * :func:`private_rabbit_node`: a throw-away RabbitMQ node on its own ports, for tests that stop,
   restart or kill a broker (the shared node at 127.0.0.1:5672 must never be stopped).
 
@@ -154,11 +154,12 @@ def close_all_connections(reason: str = "closed by msgbus test", node: str | Non
     rabbitmqctl(*args, reason, node=node)
 
 
-def wait_for_broker(host: str = "127.0.0.1", port: int = 5672, timeout: float = 30.0) -> None:
+def wait_for_broker(host: str = "127.0.0.1", port: int = 5672, timeout: float = 30.0,
+                    interval: float = 0.1) -> None:
     """Block until ``host:port`` answers the AMQP 0-9-1 protocol header with a frame.
 
     A listening port is not enough: the broker must start the AMQP handshake (Connection.Start).
-    Raises BrokerToolError after ``timeout`` seconds.
+    It tries every ``interval`` seconds. Raises BrokerToolError after ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
     last: Exception | str = "not tried"
@@ -177,7 +178,7 @@ def wait_for_broker(host: str = "127.0.0.1", port: int = 5672, timeout: float = 
             last = f"unexpected first bytes {first!r}"
         except OSError as exc:
             last = exc
-        time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+        time.sleep(min(interval, max(deadline - time.monotonic(), 0)))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -187,14 +188,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+#: The "flowing" event of pipes made outside a TcpProxy: always set.
+_ALWAYS = threading.Event()
+_ALWAYS.set()
+
+
 class _Pipe:
     """One proxied connection: a client socket, an upstream socket, two pump threads."""
 
     def __init__(self, client: socket.socket, upstream: socket.socket,
-                 on_done: Any) -> None:
+                 on_done: Any, flowing: threading.Event | None = None) -> None:
         self.client = client
         self.upstream = upstream
         self._on_done = on_done
+        #: Cleared while the proxy is paused: nothing is read or forwarded, nothing is lost.
+        self._flowing = flowing or _ALWAYS
         #: When set, data is read and thrown away in both directions (a hung network path).
         self.frozen = False
         self._closed = threading.Event()
@@ -206,11 +214,20 @@ class _Pipe:
         for thread in self._threads:
             thread.start()
 
+    def _wait_flowing(self) -> bool:
+        """Wait while the proxy is paused; False when the pipe was closed meanwhile."""
+        while not self._flowing.wait(0.05):
+            if self._closed.is_set():
+                return False
+        return not self._closed.is_set()
+
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
-            while True:
+            while self._wait_flowing():
                 data = src.recv(65536)
                 if not data:
+                    break
+                if not self._wait_flowing():
                     break
                 if not self.frozen:
                     dst.sendall(data)
@@ -251,9 +268,11 @@ class TcpProxy:
 
     Point a client at :attr:`url` (or :attr:`host`/:attr:`port`) and the test controls the
     network path: :meth:`drop_all` cuts every current connection (the client sees a reset, the
-    broker a vanished peer), :meth:`freeze_all` silently stops forwarding on them (a hung path:
-    only heartbeats can tell), ``accepting = False`` closes new connections at once (a broker
-    that is down), and :meth:`stop` ends the proxy. Use it as a context manager.
+    broker a vanished peer), :meth:`freeze_all` silently stops forwarding on them and throws
+    their data away (a hung path: only heartbeats can tell), :meth:`pause` stalls every
+    connection, current and new, until :meth:`resume` (a link that stops and comes back:
+    nothing is lost, the bytes wait), ``accepting = False`` closes new connections at once (a
+    broker that is down), and :meth:`stop` ends the proxy. Use it as a context manager.
     """
 
     def __init__(self, target_port: int = 5672, target_host: str = "127.0.0.1",
@@ -275,6 +294,8 @@ class TcpProxy:
         self._pipes: set[_Pipe] = set()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._thread = threading.Thread(target=self._accept_loop, name=f"tcpproxy-{self.port}",
                                         daemon=True)
         self._thread.start()
@@ -323,7 +344,7 @@ class TcpProxy:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self.connections_made += 1
-                pipe = _Pipe(client, upstream, self._forget)
+                pipe = _Pipe(client, upstream, self._forget, self._flowing)
                 self._pipes.add(pipe)
 
     @staticmethod
@@ -360,6 +381,25 @@ class TcpProxy:
         for pipe in pipes:
             pipe.frozen = True
         return len(pipes)
+
+    def pause(self) -> int:
+        """Stall every connection, current and new, until :meth:`resume`; returns how many
+        were open.
+
+        Nothing is read or forwarded meanwhile (the bytes wait in the sockets' buffers, so the
+        senders block once those are full); new connections are accepted and connected to the
+        target, but their handshake stalls too. Unlike :meth:`freeze_all`, nothing is lost.
+        """
+        self._flowing.clear()
+        return self.active
+
+    def resume(self) -> None:
+        """Let every stalled connection flow again (see :meth:`pause`)."""
+        self._flowing.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._flowing.is_set()
 
     def wait_for_connections(self, count: int, timeout: float = 30.0) -> bool:
         """Wait until at least ``count`` connections are open; False after ``timeout``."""

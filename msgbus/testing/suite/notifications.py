@@ -464,11 +464,11 @@ class TestNotificationRequeue(NotificationScenarios):
 
 
 class TestNotificationStoreAndForward(NotificationScenarios):
-    """Notifications sent before any listener exists wait for one."""
+    """Notifications sent before any listener exists wait for one (NOTIFY_STORE_AND_FORWARD)."""
 
     def test_sent_before_the_listener_starts(self, notify: NotifyBus,
                                              recorder: Recorder) -> None:
-        require(notify.bus, Capability.STORE_AND_FORWARD)
+        require(notify.bus, Capability.NOTIFY_STORE_AND_FORWARD)
         topic = notify.topic()
         notifier = notify.notifier(topic)
         for i in range(5):
@@ -481,7 +481,7 @@ class TestNotificationStoreAndForward(NotificationScenarios):
 
     def test_kept_while_the_listener_is_stopped(self, notify: NotifyBus,
                                                 recorder: Recorder) -> None:
-        require(notify.bus, Capability.STORE_AND_FORWARD)
+        require(notify.bus, Capability.NOTIFY_STORE_AND_FORWARD)
         topic = notify.topic()
         listener = notify.listener(topic, [Collector(recorder, ["info"])])
         notifier = notify.notifier(topic)
