@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import broker, contenders, environment, report
+from benchmarks.chaos import report as chaos_report
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -129,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         command = "python -m benchmarks" + (" --quick" if args.quick else "") + (
             f" --only {args.only}" if args.only else "") + (
             f" --repeat {args.repeat}" if args.repeat > 1 else "")
+        chaos = chaos_report.current_section(RESULTS)  # made by python -m benchmarks.chaos
         RESULTS.write_text(f"# msgbus benchmark results\n\nMade by `{command} --write-results`"
                            f" (see README.md for what each scenario measures).\n\n{text}")
+        if chaos:
+            chaos_report.replace_section(RESULTS, chaos)
         print(f"wrote {RESULTS}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
