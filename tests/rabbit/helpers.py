@@ -19,13 +19,15 @@ FAST_RECONNECT = {"rabbit_retry_interval": 0.05, "rabbit_retry_backoff": 0.05,
 
 
 def make_conf(**overrides: Any) -> cfg.ConfigOpts:
-    """A fresh ConfigOpts with the driver's options registered and ``overrides`` set."""
+    """A fresh ConfigOpts with the driver's options registered and ``overrides`` set (in the
+    driver's group, or in ``[DEFAULT]`` for the core's options such as
+    ``reply_missing_queue_timeout``)."""
     from msgbus import options as core_options
     from msgbus_kombu.options import GROUP, register_opts
     conf = core_options.new_conf()
     register_opts(conf)
     for key, value in overrides.items():
-        conf.set_override(key, value, group=GROUP)
+        conf.set_override(key, value, group=GROUP if key in conf[GROUP] else None)
     return conf
 
 

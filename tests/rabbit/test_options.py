@@ -32,22 +32,23 @@ def test_options_group_and_generator() -> None:
     assert group == GROUP == "msgbus_rabbit"
     names = {o.dest for o in opts}
     assert {o.dest for o in amqp_opts} <= names
-    assert {"reply_missing_queue_timeout", "heartbeat_rate", "confirm_timeout"} <= names
+    assert {"listener_drain_timeout", "heartbeat_rate", "confirm_timeout"} <= names
+    assert "reply_missing_queue_timeout" not in names  # a core option now ([DEFAULT])
     assert all(o.help for o in opts)
     out = subprocess.run(["oslo-config-generator", "--namespace", "msgbus_kombu"],
                          capture_output=True, text=True, timeout=60, check=True).stdout
-    assert "[msgbus_rabbit]" in out and "#reply_missing_queue_timeout = 60.0" in out
+    assert "[msgbus_rabbit]" in out and "#listener_drain_timeout = 30.0" in out
 
 
 def test_url_query_wins_over_configuration() -> None:
-    conf = make_conf(heartbeat_timeout_threshold=30, reply_missing_queue_timeout=5.0,
+    conf = make_conf(heartbeat_timeout_threshold=30, confirm_timeout=5.0,
                      rpc_conn_pool_size=4)
-    url = RABBIT_URL + "?heartbeat_timeout_threshold=7&reply_missing_queue_timeout=1.5"
+    url = RABBIT_URL + "?heartbeat_timeout_threshold=7&confirm_timeout=1.5"
     transport = msgbus.get_rpc_transport(conf, url=url)
     try:
         settings = transport.driver.settings
         assert settings.amqp.heartbeat == 7
-        assert settings.kombu.reply_missing_queue_timeout == 1.5
+        assert settings.kombu.confirm_timeout == 1.5
         assert settings.amqp.pool_size == 4  # from the configuration
     finally:
         transport.cleanup()

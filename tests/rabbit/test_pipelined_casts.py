@@ -16,7 +16,7 @@ import pytest
 import msgbus
 from msgbus.testing.rabbitmq import TcpProxy
 from msgbus.testing.harness import cast_through_cuts
-from msgbus_kombu.publisher import InFlight, PublishSlot
+from msgbus_kombu.slot import InFlight, PublishSlot
 
 from .helpers import FAST_RECONNECT, PORT, RABBIT_URL, Closer, Echo, make_conf, unique
 
@@ -127,6 +127,6 @@ class TestConfirmBookkeeping:
     def test_a_cast_is_not_published_again_past_its_attempts(self, logs: Any) -> None:
         slot = self._slot(range(1, 1))
         slot.replay.append(InFlight(None, "spent", b"", b"", attempts=4))
-        slot._publish_replay(link=None)  # type: ignore[arg-type]  (nothing left to write)
+        slot._publish_replay(link=None, deadline=None)  # type: ignore[arg-type]  (nothing to write)
         assert slot.replay == [] and slot._unconfirmed == {}
         assert any("spent" in m and "never confirmed" in m for m in logs.messages())

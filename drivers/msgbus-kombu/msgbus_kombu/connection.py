@@ -3,12 +3,18 @@
 A :class:`Connector` turns the transport URL into broker endpoints and opens kombu connections,
 trying the hosts in failover order. A :class:`Link` is one open connection with one channel,
 used by a single thread at a time (a publisher slot or a consumer thread). :class:`RetryBudget`
-holds the ``retry`` rule (None: forever, 0: never, N: at most N) and the backoff between tries.
-No message ever names a password: endpoints describe themselves as ``host:port``.
+holds the ``retry`` rule (None: forever, 0: never, N: at most N) and the backoff between tries
+(:func:`msgbus.driver.amqp.reconnect_delays`: fast first, then backing off).
+
+Deadlines: opening a link (TCP connect, TLS, the AMQP handshake, channel open) ends by
+``connect_timeout`` and by the deadline of the send or listen it is opened for; so does every
+blocking exchange with the broker made under :meth:`Link.bounded`. No message ever names a
+password: endpoints describe themselves as ``host:port``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -17,7 +23,6 @@ import random
 import select
 import socket
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,15 +32,15 @@ import amqp
 import amqp.exceptions
 import kombu
 import kombu.exceptions
+import kombu.transport.pyamqp
 
-from msgbus.driver.amqp import ExchangeSpec, QueueSpec, reconnect_delays
+from msgbus.driver.amqp import ExchangeSpec, QueueSpec, default_port, reconnect_delays
 from msgbus.exceptions import ConfigurationError
 from msgbus.transport_url import TransportURL
+from msgbus_kombu.frames import FrameReader
 from msgbus_kombu.options import Settings
 
 LOG = logging.getLogger(__name__)
-
-DEFAULT_PORT = 5672
 
 #: Errors that mean the connection is gone (or never came up): reconnect and retry.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -79,15 +84,17 @@ class Endpoint:
         return f"{host}:{self.port}"
 
 
-def endpoints_from_url(url: TransportURL) -> list[Endpoint]:
-    """The URL's hosts as endpoints; missing parts default to localhost:5672, guest/guest, ``/``."""
+def endpoints_from_url(url: TransportURL, ssl: bool = False) -> list[Endpoint]:
+    """The URL's hosts as endpoints; missing parts default to localhost, guest/guest, ``/`` and
+    AMQP's port (5671 over TLS, else 5672: :func:`msgbus.driver.amqp.default_port`)."""
     vhost = url.virtual_host or "/"
     hosts = url.hosts or []
+    port = default_port(ssl)
     if not hosts:
-        return [Endpoint("localhost", DEFAULT_PORT, "guest", "guest", vhost)]
+        return [Endpoint("localhost", port, "guest", "guest", vhost)]
     out = []
     for host in hosts:
-        out.append(Endpoint(host.hostname or "localhost", host.port or DEFAULT_PORT,
+        out.append(Endpoint(host.hostname or "localhost", host.port or port,
                             host.username if host.username is not None else "guest",
                             host.password if host.password is not None else "guest", vhost))
     return out
@@ -119,7 +126,7 @@ class Connector:
 
     def __init__(self, url: TransportURL, settings: Settings) -> None:
         self.settings = settings
-        self.endpoints = endpoints_from_url(url)
+        self.endpoints = endpoints_from_url(url, settings.amqp.ssl)
         for endpoint in self.endpoints:  # validate TLS files early, with a clear error
             ssl_options(settings, endpoint)
         self._next = 0
@@ -150,7 +157,8 @@ class Connector:
     def open(self, purpose: str, deadline: float | None = None) -> Link:
         """Connect to the first host that answers (each host tried once); raise ConnectFailed.
 
-        ``deadline`` (monotonic) shortens the connect timeout so a call never waits past it.
+        Each host gets ``connect_timeout`` for everything up to an open channel; ``deadline``
+        (monotonic) shortens that, so a call never waits past it.
         """
         texts: list[str] = []
         errors: list[BaseException] = []
@@ -177,20 +185,48 @@ class Connector:
         amqp_settings = self.settings.amqp
         name = f"{self.settings.kombu.connection_name_prefix}:{os.getpid()}:{purpose}:" \
                f"{next(self._counter)}"
+        timeout = max(0.05, timeout)
+        until = time.monotonic() + timeout
         kconn = kombu.Connection(
             hostname=endpoint.host, port=endpoint.port, userid=endpoint.user,
             password=endpoint.password, virtual_host=endpoint.vhost,
             ssl=ssl_options(self.settings, endpoint), heartbeat=amqp_settings.heartbeat or 0,
-            connect_timeout=max(0.05, timeout), transport="pyamqp",
+            connect_timeout=timeout, transport=_BoundedTransport,
             transport_options={"client_properties": {"connection_name": name,
-                                                     "product": "msgbus-kombu"}})
+                                                     "product": "msgbus-kombu"},
+                               "handshake_deadline": until})
         try:
             # one try of this host, no sleeping: retries and backoff are ours (RetryBudget)
             kconn.ensure_connection(max_retries=0, reraise_as_library_errors=False)
-            return Link(kconn, endpoint, self.settings)
+            return Link(kconn, endpoint, self.settings, until)
         except BaseException:
             _collect(kconn)
             raise
+
+
+class _BoundedConnection(kombu.transport.pyamqp.Connection):
+    """py-amqp's connection whose handshake ends by ``handshake_deadline`` (monotonic) as a
+    whole: py-amqp gives each of the handshake's reads the full ``connect_timeout``."""
+
+    def __init__(self, *args: Any, handshake_deadline: float | None = None,
+                 **kwargs: Any) -> None:
+        self._handshake_deadline = handshake_deadline
+        super().__init__(*args, **kwargs)
+
+    def drain_events(self, timeout: float | None = None) -> Any:
+        until = self._handshake_deadline
+        if until is not None and not self._handshake_complete:
+            left = until - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("the AMQP handshake did not finish in time")
+            timeout = left if timeout is None else min(timeout, left)
+        return super().drain_events(timeout)
+
+
+class _BoundedTransport(kombu.transport.pyamqp.Transport):
+    """kombu's py-amqp transport, making :class:`_BoundedConnection` connections."""
+
+    Connection = _BoundedConnection
 
 
 def _collect(kconn: kombu.Connection) -> None:
@@ -205,60 +241,6 @@ def _describe_error(exc: BaseException) -> str:
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
 
 
-class FrameReader:
-    """Reads AMQP frames from a plain TCP socket with one ``recv`` per burst of data.
-
-    Installed as the py-amqp transport's ``read_frame``, so every read on the link (ours and
-    py-amqp's own waits) goes through it; py-amqp's reader makes three system calls a frame.
-    """
-
-    __slots__ = ("_recv_into", "_buf", "_pos", "_scratch", "_view")
-
-    #: Bytes asked of one ``recv_into``. Reading into a buffer kept for the reader's life costs
-    #: the same whatever this size; a plain ``recv`` of this size would allocate (and shrink) a
-    #: fresh 256 KiB object on every read, several times the cost of a small read itself.
-    CHUNK = 262144
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._recv_into = sock.recv_into
-        self._scratch = bytearray(self.CHUNK)
-        self._view = memoryview(self._scratch)
-        self._buf = bytearray()
-        self._pos = 0
-
-    def has_data(self) -> bool:
-        return len(self._buf) > self._pos
-
-    def _fill(self) -> None:
-        count = self._recv_into(self._scratch)
-        if not count:
-            raise OSError("Server unexpectedly closed connection")
-        buf = self._buf
-        if self._pos and self._pos == len(buf):
-            buf.clear()
-            self._pos = 0
-        elif self._pos > self.CHUNK:
-            del buf[:self._pos]
-            self._pos = 0
-        buf += self._view[:count]
-
-    def read_frame(self, _unpack: Any = struct.unpack_from) -> tuple[int, int, bytes]:
-        buf = self._buf
-        while len(buf) - self._pos < 7:
-            self._fill()
-        frame_type, channel, size = _unpack(">BHI", buf, self._pos)
-        while len(buf) - self._pos < size + 8:  # (_fill may move the unread data forward)
-            self._fill()
-        start = self._pos + 7
-        end = start + size
-        if buf[end] != 0xCE:
-            raise amqp.exceptions.UnexpectedFrame(
-                f"Received frame_end {buf[end]:#04x} while expecting 0xce")
-        payload = bytes(buf[start:end])
-        self._pos = end + 1
-        return frame_type, channel, payload
-
-
 #: Handles a frame (type, channel, payload) itself and returns True, or returns False to leave
 #: it to py-amqp.
 FrameHook = Callable[[int, int, bytes], bool]
@@ -271,14 +253,16 @@ class Link:
     again; a new Link (after a reconnect) starts with an empty memory.
     """
 
-    def __init__(self, kconn: kombu.Connection, endpoint: Endpoint, settings: Settings) -> None:
+    def __init__(self, kconn: kombu.Connection, endpoint: Endpoint, settings: Settings,
+                 deadline: float | None = None) -> None:
         self.kconn = kconn
         self.endpoint = endpoint
         self.settings = settings
         self.conn: amqp.Connection = kconn.connection  # connects now if not yet connected
         self.transport = self.conn.transport
         self.sock: socket.socket = self.conn.sock
-        self.sock.settimeout(settings.io_timeout)
+        self.io_timeout = settings.io_timeout
+        self.sock.settimeout(self._timeout_until(deadline))
         self._reader: FrameReader | None = None
         if not isinstance(self.sock, ssl.SSLSocket) and \
                 not self.transport._read_buffer:
@@ -289,6 +273,8 @@ class Link:
         self._poller = select.poll()
         self._poller.register(self.sock.fileno(), select.POLLIN)
         self.channel: amqp.Channel = self._new_channel()
+        if deadline is not None:
+            self.sock.settimeout(self.io_timeout)
         self.declared: set[Any] = set()
         self.closed = False
 
@@ -296,6 +282,29 @@ class Link:
         channel = self.conn.channel()
         channel.auto_decode = False  # bodies stay bytes, as the core expects
         return channel
+
+    def _timeout_until(self, deadline: float | None) -> float:
+        """The socket timeout for a blocking exchange that must end by ``deadline``."""
+        if deadline is None:
+            return self.io_timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("no time left before the deadline")
+        return min(self.io_timeout, left)
+
+    @contextlib.contextmanager
+    def bounded(self, deadline: float | None) -> Iterator[None]:
+        """Blocking reads and writes inside end by ``deadline`` (socket.timeout, an OSError,
+        when it passes) as well as by the I/O timeout."""
+        if deadline is None:
+            yield
+            return
+        self.sock.settimeout(self._timeout_until(deadline))
+        try:
+            yield
+        finally:
+            if not self.closed:
+                self.sock.settimeout(self.io_timeout)
 
 
     # reading
@@ -344,26 +353,29 @@ class Link:
         """Send a heartbeat if due; raise if the broker has been silent for too long."""
         self.kconn.heartbeat_check(rate=self.settings.kombu.heartbeat_rate)
 
-    # declaring
-    def declare_exchange(self, spec: ExchangeSpec) -> None:
+    # declaring (each at most once per link; ``deadline`` bounds waiting for the broker)
+    def declare_exchange(self, spec: ExchangeSpec, deadline: float | None = None) -> None:
         if spec.name == "" or ("x", spec.name) in self.declared:
             return
-        self.channel.exchange_declare(spec.name, spec.type, durable=spec.durable,
-                                      auto_delete=spec.auto_delete)
+        with self.bounded(deadline):
+            self.channel.exchange_declare(spec.name, spec.type, durable=spec.durable,
+                                          auto_delete=spec.auto_delete)
         self.declared.add(("x", spec.name))
 
-    def declare_queue(self, spec: QueueSpec) -> None:
+    def declare_queue(self, spec: QueueSpec, deadline: float | None = None) -> None:
         """Declare the queue (and its exchange and binding), once per link."""
         if ("q", spec.name) not in self.declared:
-            self.channel.queue_declare(spec.name, durable=spec.durable, exclusive=False,
-                                       auto_delete=spec.auto_delete,
-                                       arguments=dict(spec.arguments) or None)
+            with self.bounded(deadline):
+                self.channel.queue_declare(spec.name, durable=spec.durable, exclusive=False,
+                                           auto_delete=spec.auto_delete,
+                                           arguments=dict(spec.arguments) or None)
             self.declared.add(("q", spec.name))
         if spec.exchange is not None:
-            self.declare_exchange(spec.exchange)
+            self.declare_exchange(spec.exchange, deadline)
             key = ("b", spec.name, spec.exchange.name, spec.routing_key)
             if key not in self.declared:
-                self.channel.queue_bind(spec.name, spec.exchange.name, spec.routing_key)
+                with self.bounded(deadline):
+                    self.channel.queue_bind(spec.name, spec.exchange.name, spec.routing_key)
                 self.declared.add(key)
 
     def forget_exchange(self, name: str) -> None:
@@ -415,7 +427,8 @@ class RetryBudget:
         self.deadline = deadline
         self.stop = stop
         self.failures = 0
-        self._delays: Iterator[float] = reconnect_delays(settings.amqp)
+        self._settings = settings
+        self._delays: Iterator[float] | None = None  # made on the first failure only
 
     def exhausted(self) -> bool:
         """True when no further try is allowed (after :meth:`failed`)."""
@@ -428,6 +441,8 @@ class RetryBudget:
         self.failures += 1
         if self.exhausted():
             return False
+        if self._delays is None:
+            self._delays = reconnect_delays(self._settings.amqp)
         delay = next(self._delays)
         if self.deadline is not None:
             delay = min(delay, max(0.0, self.deadline - time.monotonic()))

@@ -28,7 +28,7 @@ import amqp.exceptions
 
 from msgbus.driver.amqp import QueueSpec, reconnect_delays
 from msgbus.driver.base import IncomingMessage, Listener
-from msgbus.exceptions import ConfigurationError, MessagingException
+from msgbus.exceptions import ConfigurationError, MessageDeliveryFailure, MessagingException
 from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, LINK_ERRORS, ConnectFailed,
                                      Connector, Link)
 from msgbus_kombu.options import Settings
@@ -94,6 +94,8 @@ class ConsumerThread:
         self._attempted = threading.Event()
         self._callbacks_done = threading.Event()
         self._first_error: BaseException | None = None
+        self._last_error: BaseException | None = None
+        self._start_deadline: float | None = None
         self._declared_once = False
         self._link: Link | None = None
         self._generation = 0
@@ -121,23 +123,41 @@ class ConsumerThread:
                                         daemon=True)
 
     # lifecycle
-    def start(self, wait: str = "ready") -> None:
-        """Start the thread; ``wait`` "ready" returns once consuming (raising a fatal first
-        error), "attempt" once the queues are declared or the first attempt failed."""
+    def start(self, wait: str = "ready", deadline: float | None = None) -> None:
+        """Start the thread; ``wait`` "ready" returns once consuming, "attempt" once the queues
+        are declared or the first attempt failed. ``deadline`` (monotonic) bounds the wait and
+        the first setup: "ready" then raises MessageDeliveryFailure naming the broker and the
+        last error (a fatal first error, such as refused credentials, is raised at once)."""
+        self._start_deadline = deadline
         self._thread.start()
         if wait == "attempt":
-            self._attempted.wait()
+            self._attempted.wait(None if deadline is None else
+                                 max(0.0, deadline - time.monotonic()))
             return
-        while not self._ready.wait(0.5):
+        while not self._ready.is_set():
+            left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if left <= 0 or self._ready.wait(left):
+                break
             if self._first_error is not None or not self._thread.is_alive() or \
                     self._stopping():
                 break
-        if not self._ready.is_set():
-            self.stop()
-            error = self._first_error
-            if isinstance(error, MessagingException):
-                raise error
-            raise MessagingException(f"{self.purpose}: could not start consuming: {error}")
+        if self._ready.is_set():
+            return
+        # No callback ran: tell the thread to end, without waiting for a connect in progress.
+        self._stop.set()
+        self._wake()
+        error = self._first_error
+        if isinstance(error, MessagingException):
+            raise error
+        if self._driver_stop is not None and self._driver_stop.is_set():
+            raise MessageDeliveryFailure(f"{self.purpose}: the transport was closed while "
+                                         "starting to consume")
+        last = self._last_error
+        waited = "" if deadline is None else " in time"
+        raise MessageDeliveryFailure(
+            f"{self.purpose}: could not consume from the AMQP broker at "
+            f"{self._connector.describe()}{waited}: "
+            f"{last if last is not None else 'no answer from the broker yet'}")
 
     @property
     def ready(self) -> bool:
@@ -339,6 +359,7 @@ class ConsumerThread:
                 try:
                     link = self._setup()
                 except LINK_ERRORS as exc:
+                    self._last_error = exc
                     if self._handle_setup_error(exc):
                         return
                     delay = next(delays)
@@ -408,13 +429,18 @@ class ConsumerThread:
         return False
 
     def _setup(self) -> Link:
-        link = self._connector.open(self.purpose)
+        """Connect, declare, bind and consume; while :meth:`start` waits, by its deadline."""
+        deadline = self._start_deadline
+        if deadline is not None and (self._ready.is_set() or time.monotonic() >= deadline):
+            deadline = None  # (a reply consumer goes on trying in the background)
+        link = self._connector.open(self.purpose, deadline)
         try:
             prefetch = self._settings.amqp.prefetch
             if prefetch and not self._no_ack:
-                link.channel.basic_qos(0, prefetch, False)
+                with link.bounded(deadline):
+                    link.channel.basic_qos(0, prefetch, False)
             for spec in self._queues:
-                link.declare_queue(spec)
+                link.declare_queue(spec, deadline)
             self._declared_once = True
             # The queues exist: messages for them are kept from now on. A caller that waits
             # only for that ("attempt") may go on while the consumers start.
@@ -427,9 +453,10 @@ class ConsumerThread:
             self._channel_id = link.channel.channel_id
             self._d_tag = None
             link.hook = self._hook
-            for name in self._names:
-                link.channel.basic_consume(name, callback=self._on_deliver,
-                                           no_ack=self._no_ack)
+            with link.bounded(deadline):
+                for name in self._names:
+                    link.channel.basic_consume(name, callback=self._on_deliver,
+                                               no_ack=self._no_ack)
         except BaseException:
             self._link = None
             link.abort()

@@ -17,9 +17,9 @@ from typing import Any
 
 from oslo_config import cfg
 
-from msgbus.driver.amqp import Topology, expiration_ms, pipelines
+from msgbus.driver.amqp import Topology, expiration_ms, holds_when_unroutable, pipelines
 from msgbus.driver.base import API_VERSION, Capability, Driver, Listener, OnMessage
-from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable
+from msgbus.exceptions import MessageDeliveryFailure
 from msgbus.target import Target
 from msgbus.transport_url import TransportURL
 from msgbus_kombu.connection import Connector
@@ -28,11 +28,6 @@ from msgbus_kombu.options import read_settings
 from msgbus_kombu.publisher import PublisherPool
 
 LOG = logging.getLogger(__name__)
-
-#: First and longest pause between tries of a reply whose queue is missing (seconds).
-_REPLY_RETRY_FIRST = 0.05
-_REPLY_RETRY_MAX = 1.0
-
 
 class KombuDriver(Driver):
     """RabbitMQ through kombu/py-amqp: confirms on, reconnects and fails over by itself."""
@@ -57,42 +52,26 @@ class KombuDriver(Driver):
     def send(self, target: Target, body: bytes, *, ttl: float | None = None,
              retry: int | None = None, mandatory: bool = False,
              deadline: float | None = None) -> None:
-        route = self.topology.route(target.exchange, str(target.topic), target.server,
-                                    bool(target.fanout))
-        if deadline is None and ttl:
+        """Publish to the target's route. A cast to a topic or server queue goes out mandatory
+        and is held and sent again if no queue takes it yet (see :mod:`msgbus_kombu.keeper`)."""
+        fanout = bool(target.fanout)
+        route = self.topology.route(target.exchange, str(target.topic), target.server, fanout)
+        if deadline is None and ttl:  # (a core that passes no deadline: the call's TTL bounds it)
             deadline = time.monotonic() + ttl
         self.publisher.send(route.exchange, route.routing_key, body,
                             expiration=expiration_ms(ttl) if ttl else None,
                             mandatory=mandatory, retry=retry, deadline=deadline,
                             pipelined=pipelines(ttl, mandatory, body,
-                                                self.settings.amqp.cast_window, retry))
+                                                self.settings.amqp.cast_window, retry),
+                            hold=holds_when_unroutable(fanout, ttl, mandatory))
 
     def send_reply(self, reply_address: str, body: bytes, *, retry: int | None = None,
                    deadline: float | None = None) -> None:
-        """Publish to the default exchange, mandatory; retry a while if the queue is missing."""
+        """Publish to the default exchange, mandatory, once: MessageUndeliverable at once when
+        the reply queue is missing (the core sends it again in the background)."""
         route = self.topology.reply_route(reply_address)
-        give_up = time.monotonic() + self.settings.kombu.reply_missing_queue_timeout
-        pause = _REPLY_RETRY_FIRST
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                self.publisher.send(route.exchange, route.routing_key, body, mandatory=True,
-                                    retry=retry)
-                if tries > 1:
-                    LOG.info("reply to %s delivered after %d tries", reply_address, tries)
-                return
-            except MessageUndeliverable:
-                left = give_up - time.monotonic()
-                if left <= 0:
-                    raise MessageUndeliverable(None, "", reply_address, body) from None
-                if tries == 1:
-                    LOG.info("reply queue %s does not exist (yet); retrying for up to %.0fs",
-                             reply_address, self.settings.kombu.reply_missing_queue_timeout)
-                if self._closing.wait(min(pause, left)):
-                    raise MessageDeliveryFailure("the transport was closed while retrying a "
-                                                 f"reply to {reply_address}") from None
-                pause = min(pause * 2, _REPLY_RETRY_MAX)
+        self.publisher.send(route.exchange, route.routing_key, body, mandatory=True,
+                            retry=retry, deadline=deadline)
 
     def send_notification(self, target: Target, body: bytes, *,
                           retry: int | None = None, deadline: float | None = None) -> None:
@@ -102,14 +81,15 @@ class KombuDriver(Driver):
                             declare=queue, deadline=deadline)
 
     # consuming
-    def _start(self, consumer: ConsumerThread, wait: str) -> KombuListener:
+    def _start(self, consumer: ConsumerThread, wait: str,
+               deadline: float | None) -> KombuListener:
         listener = KombuListener(consumer, self._forget)
         with self._lock:
             if self._closing.is_set():
                 raise MessageDeliveryFailure("the transport is closed")
             self._listeners.append(listener)
         try:
-            consumer.start(wait)
+            consumer.start(wait, deadline)
         except BaseException:
             self._forget(listener)
             raise
@@ -130,7 +110,7 @@ class KombuDriver(Driver):
                                   purpose=f"server:{topic}.{server}", private=[fanout.name],
                                   driver_stop=self._closing)
         self.publisher.start_warm_up()  # the server's replies need a send connection
-        return self._start(consumer, "ready")
+        return self._start(consumer, "ready", deadline)
 
     def listen_for_notifications(self, targets: Sequence[Target], pool: str | None,
                                  on_message: OnMessage, *,
@@ -140,22 +120,23 @@ class KombuDriver(Driver):
         name = pool or ",".join(dict.fromkeys(q.name for q in queues))
         consumer = ConsumerThread(self.connector, self.settings, queues, on_message,
                                   purpose=f"notifications:{name}", driver_stop=self._closing)
-        return self._start(consumer, "ready")
+        return self._start(consumer, "ready", deadline)
 
     def listen_for_replies(self, on_message: OnMessage, *,
                            deadline: float | None = None) -> str:
         """Declare and consume this transport's reply queue.
 
-        Returns once the queue is consumed, or right after a first failed try to reach the
-        broker (the consumer keeps trying in the background; the call's send then fails or
-        times out by its own rules, so a first call never hangs here).
+        Returns once the queue is declared, or right after a first failed try to reach the
+        broker, or at ``deadline`` (the consumer keeps trying in the background, forever; the
+        call's send then fails or times out by its own rules, so a first call never hangs here).
+        After a reconnect the consumer declares the same queue again.
         """
         queue = self.topology.reply_queue()
         self.publisher.start_warm_up(self.topology.topic_exchange(None))
         consumer = ConsumerThread(self.connector, self.settings, [queue], on_message,
                                   purpose=f"replies:{queue.name}", private=[queue.name],
                                   driver_stop=self._closing)
-        self._start(consumer, "attempt")
+        self._start(consumer, "attempt", deadline)
         self._reply_address = queue.name
         return queue.name
 

@@ -23,11 +23,6 @@ LOG = logging.getLogger(__name__)
 GROUP = "msgbus_rabbit"
 
 kombu_opts = [
-    cfg.FloatOpt("reply_missing_queue_timeout", default=60.0, min=0,
-                 help="Seconds a server keeps retrying a reply whose reply queue does not exist "
-                      "(the broker returned it as unroutable), for example while the caller "
-                      "reconnects after a broker restart. Then the reply is dropped with an "
-                      "error log."),
     cfg.IntOpt("heartbeat_rate", default=3, min=1,
                help="How many times per heartbeat_timeout_threshold the driver checks and "
                     "sends AMQP heartbeats on each connection."),
@@ -66,7 +61,6 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
 class KombuSettings:
     """This driver's own settings in effect for one transport (config, then URL query)."""
 
-    reply_missing_queue_timeout: float
     heartbeat_rate: int
     confirm_timeout: float
     failover_strategy: str
