@@ -17,6 +17,7 @@ import pytest
 
 from msgbus.testing import rabbitmq
 from msgbus.testing.harness import capture_logs
+from msgbus.testing.rabbit_faults import RabbitFaultInjector, rabbit_fault_injector
 
 from msgbus.testing.fixtures import SUITE_TOPIC_PREFIX
 
@@ -121,3 +122,12 @@ def private_node(tls_files: TlsFiles) -> Iterator[PrivateNode]:
     ])
     with rabbitmq.private_rabbit_node(config=config) as node:
         yield PrivateNode(node, tls_port)
+
+
+@pytest.fixture(scope="session")
+def pika_faults(private_node: PrivateNode) -> Iterator[RabbitFaultInjector]:
+    """The conformance suite's fault injector for ``pika://``, on the session's private node
+    (the one test_faults.py uses too: one node per session); every fault scenario leaves it
+    running."""
+    with rabbit_fault_injector("pika", node=private_node.node) as injector:
+        yield injector

@@ -13,6 +13,7 @@ import pytest
 from msgbus.testing import rabbitmq
 from msgbus.testing.fixtures import SUITE_TOPIC_PREFIX
 from msgbus.testing.harness import capture_logs
+from msgbus.testing.rabbit_faults import RabbitFaultInjector, rabbit_fault_injector
 
 from .helpers import HOST, PORT, RABBIT_URL, TOPIC_PREFIX, Closer, LogCapture, delete_entities
 
@@ -36,6 +37,14 @@ def broker() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def transport_url() -> str:
     return RABBIT_URL
+
+
+@pytest.fixture(scope="session")
+def rabbit_faults() -> Iterator[RabbitFaultInjector]:
+    """The conformance suite's fault injector for ``rabbit://``: one private node for the whole
+    session (started on first use), behind a proxy; every fault scenario leaves it running."""
+    with rabbit_fault_injector("rabbit") as injector:
+        yield injector
 
 
 @pytest.fixture

@@ -1,7 +1,17 @@
-"""The shared msgbus conformance suite on ``rabbit://`` (msgbus-kombu) and the real broker."""
+"""The shared msgbus conformance suite on ``rabbit://`` (msgbus-kombu) and the real broker.
+
+The fault scenarios run on the session's private node (conftest ``rabbit_faults``), never on
+the shared broker, with the driver's default options.
+"""
 
 import pytest
 
+from msgbus.testing.rabbit_faults import RabbitFaultInjector
 from msgbus.testing.suite import *  # noqa: F401,F403
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def fault_injector(rabbit_faults: RabbitFaultInjector) -> RabbitFaultInjector:
+    return rabbit_faults

@@ -32,7 +32,10 @@ __all__ = ["TestDriverInterface"]
 
 #: How long a scenario waits, after a later message arrived, for one that should have come
 #: before it (deliveries may be handed to callbacks slightly out of order).
-GRACE = 2.0
+GRACE = 1.0
+#: How long the ack scenario watches, after the marker arrived, for the acknowledged message
+#: coming back (it would come before the marker: this only covers callbacks out of order).
+SETTLE = 0.5
 #: Pause between two markers sent while waiting for a listener to be bound (seconds).
 MARKER_PAUSE = 0.05
 
@@ -96,8 +99,8 @@ class TestDriverInterface:
             sender.send_notification(target, body("marker"), **deadline_kw(sender))
             got.wait_for(lambda events: "marker" in events)
             # A delivery given back goes to the head of the queue: it would come before the
-            # marker; GRACE covers callbacks running out of order.
-            got.wait_for(lambda events: "acked" in events, timeout=GRACE)
+            # marker; SETTLE covers callbacks running out of order.
+            got.wait_for(lambda events: "acked" in events, timeout=SETTLE)
         finally:
             listener.stop()
         assert "marker" in got.events, \

@@ -268,8 +268,8 @@ class Load:
         self.stop()
 
 
-def probe(client: RPCClient) -> tuple[float, BaseException | None]:
-    """One call (timeout :data:`CALL_TIMEOUT`); returns when it ended and its error, if any."""
+def probe(client: Any) -> tuple[float, BaseException | None]:
+    """One call on ``client`` (an RPCClient or a prepared one) (timeout :data:`CALL_TIMEOUT`); returns when it ended and its error, if any."""
     value = f"probe-{uuid.uuid4().hex[:8]}"
     try:
         got = client.prepare(timeout=CALL_TIMEOUT).call({}, "echo", value=value)
