@@ -269,7 +269,8 @@ class Load:
 
 
 def probe(client: Any) -> tuple[float, BaseException | None]:
-    """One call on ``client`` (an RPCClient or a prepared one) (timeout :data:`CALL_TIMEOUT`); returns when it ended and its error, if any."""
+    """One call on ``client`` (an RPCClient or a prepared one) with a timeout of
+    :data:`CALL_TIMEOUT`; returns the instant it ended and its error, if any."""
     value = f"probe-{uuid.uuid4().hex[:8]}"
     try:
         got = client.prepare(timeout=CALL_TIMEOUT).call({}, "echo", value=value)
