@@ -2,26 +2,29 @@
 
 While the sending connection is open, a cast is handed to the I/O thread and the caster returns
 at once, as long as fewer than the window of casts are still unconfirmed; otherwise it waits for
-one to settle. Only casts retried forever (``retry`` None) go this way: the publisher keeps every
-job until the broker confirms it and publishes it again after a lost connection or a nack, so a
-cut costs no message; the server drops a copy it already had by ``_unique_id``. A cast that fails
-all the same (the transport closed first) is logged as an error, since nobody waits for it any
-more. Closing the transport first waits (bounded) for the casts still on their way.
+one to settle (never past the send's deadline). Only casts retried forever (``retry`` None) go
+this way: the publisher keeps every job until the broker confirms it and publishes it again after
+a lost connection or a nack, so a cut costs no message; the server drops a copy it already had by
+``_unique_id``. A cast the broker returns (no queue bound yet) is held and sent again
+(:mod:`msgbus_pika.held`) and leaves the window, so casts to a topic nobody serves never block
+their sender. A cast that fails all the same (the transport closed first) is logged as an error,
+since nobody waits for it any more. Closing the transport first waits (bounded) for the casts
+still on their way.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from typing import Callable
 
 from msgbus.exceptions import MessageDeliveryFailure
 from msgbus_pika.in_flight import InFlight
+from msgbus_pika.outcome import LIVENESS_CHECK, deadline_passed
 from msgbus_pika.publish_job import PublishJob
 from msgbus_pika.publisher import Publisher
 
 LOG = logging.getLogger(__name__)
-
-#: How often a caster waiting for room in the window checks that the connection is not closed.
-_LIVENESS_CHECK = 5.0
 
 
 class CastSender:
@@ -37,13 +40,21 @@ class CastSender:
         and raise by their retry rule) and this is not the I/O thread itself."""
         return publisher.ready and not publisher.connection.in_loop_thread()
 
-    def send(self, publisher: Publisher, job: PublishJob) -> None:
-        """Hand ``job`` over once there is room in the window (any thread but the I/O one)."""
-        while not self._in_flight.add_below(self.window, _LIVENESS_CHECK):
+    def send(self, publisher: Publisher, job: PublishJob, deadline: float | None) -> None:
+        """Hand ``job`` over once there is room in the window (any thread but the I/O one);
+        MessagingTimeout if there is none by ``deadline``."""
+        while True:
+            wait = LIVENESS_CHECK
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+            if self._in_flight.add_below(self.window, max(wait, 0.0)):
+                break
             if publisher.closed:
                 raise MessageDeliveryFailure(
                     f"transport to {publisher.connection.address} closed while a cast to "
                     f"{job.describe()} waited for earlier casts to be confirmed")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise deadline_passed(job, publisher.connection, deadline)
         job.on_settled = self._settled
         try:
             publisher.submit(job)
@@ -63,6 +74,7 @@ class CastSender:
         """Casts handed over and not settled yet."""
         return self._in_flight.count
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until every cast handed over is settled; False if some were still pending."""
-        return self._in_flight.flush(timeout)
+    def flush(self, timeout: float, hopeless: Callable[[], bool] | None = None) -> bool:
+        """Wait until every cast handed over is settled; False if some were still pending
+        (after ``timeout``, or once ``hopeless()``)."""
+        return self._in_flight.flush(timeout, hopeless)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
+import time
 from typing import Any, Sequence
 
 from pika.channel import Channel
@@ -18,7 +19,7 @@ from pika.exceptions import ChannelClosedByBroker
 
 from msgbus.driver.amqp import QueueSpec
 from msgbus.driver.base import OnMessage
-from msgbus.exceptions import MessageDeliveryFailure
+from msgbus.exceptions import MessageDeliveryFailure, MessagingException
 from msgbus_pika.acks import AckBatcher
 from msgbus_pika.declarations import bind_queue, declare_exchange, declare_queue
 from msgbus_pika.io_connection import IoConnection, State, describe_error
@@ -35,8 +36,7 @@ class QueueConsumer:
     """The queues of one listener, consumed on one channel of ``conn`` (an observer of it)."""
 
     def __init__(self, conn: IoConnection, specs: Sequence[QueueSpec], on_message: OnMessage,
-                 private: Sequence[str] = (), max_failed_attempts: int | None = None,
-                 no_ack: bool = False) -> None:
+                 private: Sequence[str] = (), no_ack: bool = False) -> None:
         self._conn = conn
         self._specs = list(specs)
         self._queues = list(dict.fromkeys(spec.name for spec in specs))
@@ -51,9 +51,6 @@ class QueueConsumer:
         self._reopen_on_close = False
         self._started: concurrent.futures.Future = concurrent.futures.Future()
         self._stop_future: concurrent.futures.Future | None = None
-        #: fail start() after this many failed connection attempts (None: wait for the timeout)
-        self._max_failed_attempts = max_failed_attempts
-        self._failed_attempts = 0
         conn.add_observer(self)
 
     @property
@@ -62,15 +59,23 @@ class QueueConsumer:
 
     # -- any thread ---------------------------------------------------------------------------
 
-    def start(self, timeout: float) -> None:
-        """Connect, declare and consume; return once consuming, or raise after ``timeout``."""
+    def start(self, deadline: float | None,
+              late: type[MessagingException] = MessageDeliveryFailure) -> None:
+        """Connect, declare, bind and consume; return once consuming. Raise ``late`` when that
+        is not done by ``deadline`` (a :func:`time.monotonic` instant; None: no bound), or
+        MessageDeliveryFailure at once when the broker refuses a declaration."""
+        started = time.monotonic()
         self._conn.start()
+        timeout = None if deadline is None else max(0.0, deadline - started)
         try:
             self._started.result(timeout)
         except concurrent.futures.TimeoutError:
-            raise MessageDeliveryFailure(
-                f"could not consume queue(s) {', '.join(self._queues)} within {timeout:g}s: "
-                f"{self._conn.last_error or 'no connection to ' + self._conn.address}") from None
+            conn = self._conn
+            why = (conn.last_error if conn.state is not State.OPEN and conn.last_error
+                   else f"{conn.address}: connected, but the queues were not set up in time"
+                   if conn.state is State.OPEN else f"{conn.address}: no answer")
+            raise late(f"could not consume queue(s) {', '.join(self._queues)} within "
+                       f"{time.monotonic() - started:.3g}s (the deadline): {why}") from None
 
     def stop(self, timeout: float) -> bool:
         """Stop delivering, cancel the consumers and delete the private queues; no callback runs
@@ -114,13 +119,7 @@ class QueueConsumer:
             self._conn.close()  # the broker requeued what was unsettled: no reason to reconnect
 
     def on_attempt_failed(self, error: str) -> None:
-        if self._started.done() or self._max_failed_attempts is None:
-            return
-        self._failed_attempts += 1
-        if self._failed_attempts >= self._max_failed_attempts:
-            self._started.set_exception(MessageDeliveryFailure(
-                f"could not consume queue(s) {', '.join(self._queues)}: cannot connect to "
-                f"{error} ({self._failed_attempts} failed attempt(s))"))
+        """Nothing to do: the connection tries again (start() gives up at its deadline)."""
 
     def on_closing(self) -> None:
         self._stopped = True

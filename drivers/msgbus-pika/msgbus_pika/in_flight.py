@@ -1,13 +1,18 @@
 """A count of publishes handed to the I/O thread and not settled yet, that threads can wait on.
 
-Replies and pipelined casts are handed over without their sender waiting for the broker; closing
-the transport waits (bounded) for this count to reach zero, and casts wait while it is at the
-window.
+Pipelined casts and held casts sent again are handed over without their sender waiting for the
+broker; closing the transport waits (bounded) for such a count to reach zero, and casts wait while
+theirs is at the window.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from typing import Callable
+
+#: How often :meth:`InFlight.flush` asks whether waiting on is pointless (seconds).
+_HOPELESS_CHECK = 0.1
 
 
 class InFlight:
@@ -39,7 +44,14 @@ class InFlight:
             self._count -= 1
             self._cond.notify_all()
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until nothing is in flight; False if something still was after ``timeout``."""
+    def flush(self, timeout: float, hopeless: Callable[[], bool] | None = None) -> bool:
+        """Wait until nothing is in flight; False if something still was after ``timeout``, or
+        as soon as ``hopeless()`` says waiting longer is pointless (checked every 0.1 s)."""
+        end = time.monotonic() + timeout
         with self._cond:
-            return self._cond.wait_for(lambda: self._count <= 0, timeout)
+            while self._count > 0:
+                left = end - time.monotonic()
+                if left <= 0 or (hopeless is not None and hopeless()):
+                    return False
+                self._cond.wait(left if hopeless is None else min(left, _HOPELESS_CHECK))
+            return True

@@ -9,6 +9,15 @@ The I/O thread also keeps the connection up: it connects lazily, walks the URL's
 (:func:`msgbus.driver.amqp.host_order`), waits :func:`~msgbus.driver.amqp.reconnect_delays` between
 rounds of failed attempts, and tells its observers (a publisher, a consumer) when the connection
 opens, when it is lost and when an attempt fails, so that they can restore their channels.
+
+Reconnection timing: a connection that was lost after it had been up a while is opened again at
+once; while attempts fail, they follow ``reconnect_delays`` (every ~0.1 s during the first
+``reconnect_fast_period``, then backing off), so a broker that is back is used again within a
+fraction of a second. Those delays start over only once a connection has stayed up for
+``_MIN_HEALTHY_SECONDS``: a broker that accepts connections and drops them at once is therefore
+tried less and less often, not ten times a second for ever. (Before the fast phase, the delays
+grew 1 s, 3 s, 5 s, 7 s, ... from the start of an outage: attempts at about 0, 1, 4, 9, 16 and
+25 s, so a broker whose restart took 10 s was used again up to 6 s after it was back.)
 """
 
 from __future__ import annotations
@@ -28,13 +37,15 @@ from msgbus.driver.amqp import host_order, reconnect_delays
 from msgbus.transport_url import TransportHost
 from msgbus_pika.io_loop import LockingIOLoop
 from msgbus_pika.options import PikaSettings
-from msgbus_pika.parameters import connection_parameters
+from msgbus_pika.parameters import address, connection_parameters
 from msgbus_pika.select_connection import CONNECTION_CLASS
 
 LOG = logging.getLogger(__name__)
 
+#: While attempts fail (every ~0.1 s at first), one WARNING this often; the others at DEBUG.
+_WARN_EVERY = 10.0
 #: A connection that dies sooner than this after opening is re-opened only after a back-off
-#: delay, so that a broker that accepts and then drops connections is not hammered.
+#: delay, and only one that lived longer starts the reconnect delays over (see above).
 _MIN_HEALTHY_SECONDS = 1.0
 
 
@@ -119,9 +130,12 @@ class IoConnection:
         self._timer: Any = None
         self._ever_opened = False
         #: the broker address of the current or last attempt (never a password)
-        self.address = hosts[0].netloc() if hosts else "?"
+        self.address = address(settings, hosts[0]) if hosts else "?"
         #: the reason of the last failed attempt or loss, for error messages
         self.last_error = ""
+        #: connection attempts that failed since the connection was last open
+        self.failed_attempts = 0
+        self._warned_at = 0.0
 
     # -- any thread ---------------------------------------------------------------------------
 
@@ -237,15 +251,35 @@ class IoConnection:
                 try:
                     loop.start()
                     break
-                except Exception:
-                    LOG.exception("%s: unexpected error in the pika I/O loop; carrying on",
-                                  self.name)
+                except Exception as exc:
                     if self.state is State.CLOSED:
+                        LOG.exception("%s: error in the pika I/O loop while closing", self.name)
                         break
+                    if self.state is State.CONNECTING:
+                        LOG.warning("%s: connection attempt to %s failed inside pika (%s); "
+                                    "aborting it", self.name, self.address, describe_error(exc))
+                        with loop.lock:
+                            self._abort_attempt()
+                    else:
+                        LOG.exception("%s: unexpected error in the pika I/O loop; carrying on",
+                                      self.name)
         finally:
             with loop.lock:
                 self._drop_jobs()
             loop.close()
+
+    def _abort_attempt(self) -> None:
+        """After an error escaped pika while connecting (pika 1.3/1.4 raise from a socket that
+        is reset between connect() and getpeername(), e.g. a broker still booting), abort the
+        attempt: pika's workflow would otherwise wait for its stack timeout (twice
+        ``connect_timeout``) before it reports a failure and the next attempt can start."""
+        attempt = self._attempt
+        if attempt is None or attempt.is_closing or attempt.is_closed:
+            return
+        try:
+            attempt.close()  # reported as a failed attempt: _on_open_error follows
+        except Exception as exc:
+            LOG.debug("%s: aborting the attempt failed: %s", self.name, describe_error(exc))
 
     def _drop_jobs(self) -> None:
         # Jobs handed over after the loop ended: run them so that nothing waits forever; they see
@@ -277,7 +311,7 @@ class IoConnection:
         if self.state is State.CLOSED:
             return
         host = next(self._hosts)
-        self.address = host.netloc()
+        self.address = address(self.settings, host)
         self.state = State.CONNECTING
         try:
             params = connection_parameters(self.settings, host, self._vhost, self._context,
@@ -295,7 +329,7 @@ class IoConnection:
         self.state = State.OPEN
         self.connection = connection
         self._round_failures = 0
-        self._delays = reconnect_delays(self.settings.amqp)
+        self.failed_attempts = 0
         self._opened_at = time.monotonic()
         if self._ever_opened:
             LOG.info("%s: reconnected to %s", self.name, self.address)
@@ -317,9 +351,15 @@ class IoConnection:
             self._stop_loop()
             return
         self.last_error = f"{self.address}: {describe_error(error)}"
+        self.failed_attempts += 1
         delay = self._next_delay()
-        LOG.warning("%s: cannot connect to %s (%s); next attempt in %.1fs", self.name,
-                    self.address, describe_error(error), delay)
+        now = time.monotonic()
+        level = logging.DEBUG
+        if self.failed_attempts == 1 or now - self._warned_at >= _WARN_EVERY:
+            level, self._warned_at = logging.WARNING, now
+        LOG.log(level, "%s: cannot connect to %s (%s; %d failed attempt(s)); next attempt in "
+                "%.1fs", self.name, self.address, describe_error(error), self.failed_attempts,
+                delay)
         self.state = State.BACKOFF
         self._notify("on_attempt_failed", self.last_error)
         if self.state is State.BACKOFF:
@@ -332,8 +372,11 @@ class IoConnection:
             self._stop_loop()
             return
         self.last_error = f"{self.address}: connection lost ({describe_error(reason)})"
-        short_lived = time.monotonic() - self._opened_at < _MIN_HEALTHY_SECONDS
-        delay = next(self._delays) if short_lived else 0.0
+        if time.monotonic() - self._opened_at < _MIN_HEALTHY_SECONDS:
+            delay = next(self._delays)
+        else:  # a healthy connection: reconnect at once, and count an outage from here
+            self._delays = reconnect_delays(self.settings.amqp)
+            delay = 0.0
         LOG.warning("%s: connection to %s lost (%s); reconnecting%s", self.name, self.address,
                     describe_error(reason), f" in {delay:.1f}s" if delay else "")
         self.state = State.BACKOFF

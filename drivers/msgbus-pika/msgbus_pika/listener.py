@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from msgbus.driver.base import Listener
+from msgbus.exceptions import MessageDeliveryFailure, MessagingException
 from msgbus_pika.consumer import QueueConsumer
 from msgbus_pika.io_connection import IoConnection
 
@@ -33,10 +34,12 @@ class PikaListener(Listener):
         """Stopped and its connection closed: nothing of it is left running."""
         return self._stopped and self._conn.closed
 
-    def start(self, timeout: float) -> None:
-        """Connect and consume; raises (after closing the connection) if it cannot."""
+    def start(self, deadline: float | None,
+              late: type[MessagingException] = MessageDeliveryFailure) -> None:
+        """Connect and consume; raises (after closing the connection) if it cannot by
+        ``deadline`` (see :meth:`QueueConsumer.start`)."""
         try:
-            self._consumer.start(timeout)
+            self._consumer.start(deadline, late)
         except BaseException:
             self.close()
             raise

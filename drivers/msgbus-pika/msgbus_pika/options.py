@@ -1,8 +1,11 @@
 """The pika driver's options (group ``msgbus_pika``) and the settings one transport runs with.
 
 The AMQP options shared with the kombu driver come from :mod:`msgbus.driver.amqp`; the few below
-are pika's own. Any of them can be overridden per transport in the URL's query string, for
-example ``pika://guest:guest@127.0.0.1:5672/?rabbit_retry_interval=0.1&heartbeat_timeout_threshold=10``.
+are pika's own. (How long a server start waits for the broker, ``listen_timeout``, and how long a
+reply to a missing reply queue is retried, ``reply_missing_queue_timeout``, are core options in
+``[DEFAULT]``: the core passes the first as a deadline and does the second itself.)
+Any of them can be overridden per transport in the URL's query string, for example
+``pika://guest:guest@127.0.0.1:5672/?rabbit_retry_interval=0.1&heartbeat_timeout_threshold=10``.
 """
 
 from __future__ import annotations
@@ -23,14 +26,6 @@ LOG = logging.getLogger(__name__)
 GROUP = "msgbus_pika"
 
 pika_opts = [
-    cfg.FloatOpt("reply_missing_queue_timeout", default=60.0, min=0,
-                 help="Seconds a server keeps retrying a reply whose reply queue does not exist "
-                      "(the broker returned it as unroutable) before it logs an error and drops "
-                      "the reply. The caller may be reconnecting and re-declaring its queue."),
-    cfg.FloatOpt("listen_timeout", default=60.0, min=0.1,
-                 help="Seconds a new server, notification listener or first call waits for its "
-                      "queues to be declared, bound and consumed (connecting as needed) before "
-                      "failing with a clear error."),
     cfg.FloatOpt("blocked_connection_timeout", default=60.0, min=0,
                  help="Seconds a connection may stay blocked by a broker resource alarm "
                       "(connection.blocked) before it is dropped and re-established; 0 waits "
@@ -67,8 +62,6 @@ class PikaSettings:
     """Everything a pika transport needs to know from configuration and its URL's query."""
 
     amqp: AmqpSettings
-    reply_missing_queue_timeout: float
-    listen_timeout: float
     blocked_connection_timeout: float
     shutdown_timeout: float
 

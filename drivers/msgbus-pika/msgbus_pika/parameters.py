@@ -11,12 +11,11 @@ import ssl
 
 import pika
 
+from msgbus.driver.amqp import default_port
 from msgbus.exceptions import ConfigurationError
 from msgbus.transport_url import TransportHost, TransportURL
 from msgbus_pika.options import PikaSettings
 
-DEFAULT_PORT = 5672
-DEFAULT_TLS_PORT = 5671
 DEFAULT_USER = "guest"
 
 
@@ -27,6 +26,18 @@ def broker_hosts(url: TransportURL) -> list[TransportHost]:
         return hosts
     first = url.hosts[0] if url.hosts else TransportHost()
     return [TransportHost("localhost", first.port, first.username, first.password)]
+
+
+def host_port(settings: PikaSettings, host: TransportHost) -> int:
+    """The port to connect to: the URL's, else AMQP's default (5671 over TLS, 5672 plain)."""
+    return host.port or default_port(settings.amqp.ssl)
+
+
+def address(settings: PikaSettings, host: TransportHost) -> str:
+    """``user:****@host:port`` for log lines and errors, with the port actually used (never
+    the password)."""
+    return TransportHost(host.hostname or "localhost", host_port(settings, host), host.username,
+                         host.password).netloc()
 
 
 def virtual_host(url: TransportURL) -> str:
@@ -63,7 +74,7 @@ def connection_parameters(settings: PikaSettings, host: TransportHost, vhost: st
     """pika's parameters for one connection attempt to ``host``; ``name`` shows in the broker."""
     amqp = settings.amqp
     hostname = host.hostname or "localhost"
-    port = host.port or (DEFAULT_TLS_PORT if context else DEFAULT_PORT)
+    port = host_port(settings, host)
     credentials = pika.PlainCredentials(host.username if host.username is not None
                                         else DEFAULT_USER,
                                         host.password if host.password is not None

@@ -1,14 +1,15 @@
 """One message on its way to the broker: made by the sending thread, driven by the I/O thread.
 
 The sending thread waits on the job; the I/O thread settles it exactly once, when the broker
-confirmed the message (success), returned it as unroutable (MessageUndeliverable) or when the
-retry budget ran out (MessageDeliveryFailure).
+confirmed the message (success), returned it as unroutable (MessageUndeliverable, or success for
+a cast the driver holds and sends again: see :mod:`msgbus_pika.held`) or when the retry budget
+ran out (MessageDeliveryFailure).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pika
 
@@ -19,20 +20,26 @@ class PublishJob:
     """A publish with its retry budget and the outcome the sending thread waits for."""
 
     __slots__ = ("exchange", "routing_key", "body", "properties", "mandatory", "retry",
-                 "declarations", "attempts", "channel_errors", "returned", "abandoned", "error",
-                 "on_settled", "_settled", "_done")
+                 "declarations", "holds", "held", "attempts", "channel_errors", "returned",
+                 "abandoned", "error", "on_settled", "_settled", "_done")
 
     def __init__(self, exchange: str, routing_key: str, body: bytes,
                  properties: pika.BasicProperties, mandatory: bool, retry: int | None,
-                 declarations: Sequence[Declaration] = ()) -> None:
+                 declarations: Sequence[Declaration] = (), holds: bool = False) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
         self.body = body
         self.properties = properties
-        self.mandatory = mandatory
+        #: published mandatory (by the caller's wish, or because ``holds``)
+        self.mandatory = mandatory or holds
         #: None: retry connection failures forever; 0: never; N: at most N times
         self.retry = retry
         self.declarations = declarations
+        #: a cast the driver publishes mandatory itself: when the broker returns it, it is held
+        #: and sent again (:mod:`msgbus_pika.held`) and the job succeeds
+        self.holds = holds
+        #: the held record when this job is such a cast sent again (a HeldCasts entry)
+        self.held: Any = None
         #: failed attempts so far (connection attempts, losses before the confirm, nacks)
         self.attempts = 0
         #: channels closed by the broker while this job was pending (bounded separately)
@@ -78,6 +85,12 @@ class PublishJob:
         if timeout is None:
             return self._done.acquire()
         return self._done.acquire(timeout=max(timeout, 0.0))
+
+    def again(self) -> "PublishJob":
+        """A fresh job publishing the same message (a held cast sent again), retried forever:
+        it is bounded by ``cast_hold_timeout`` instead."""
+        return PublishJob(self.exchange, self.routing_key, self.body, self.properties, True,
+                          None, self.declarations, holds=True)
 
     def describe(self) -> str:
         return f"exchange {self.exchange!r} with routing key {self.routing_key!r}"

@@ -5,7 +5,9 @@ threads share the one channel: their messages are published as they come and con
 tag, so 32 threads publishing at once cost one wake-up of the I/O thread per batch, not a channel
 each. A message is settled only by the broker's answer:
 
-* ``basic.ack``: done (unless the broker returned it first: MessageUndeliverable);
+* ``basic.ack``: done, unless the broker returned it first: MessageUndeliverable, or, for a cast
+  the driver published mandatory itself (``job.holds``), handed to :attr:`Publisher.on_returned`
+  (which holds it and sends it again: :mod:`msgbus_pika.held`) and done;
 * ``basic.nack``, or the connection lost before the confirm: published again on the next channel
   while the job's ``retry`` budget lasts, then MessageDeliveryFailure naming the broker;
 * the channel closed by the broker (for example an auto-delete exchange gone between its
@@ -18,14 +20,14 @@ from __future__ import annotations
 import collections
 import functools
 import logging
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 from pika.channel import Channel
-from pika.exceptions import ChannelClosedByBroker
+from pika.exceptions import ChannelClosedByBroker, ChannelWrongStateError, ConnectionWrongStateError
 from pika.spec import Basic
 
 from msgbus.driver.amqp import pop_confirmed
-from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable
+from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable, TransportClosedError
 from msgbus_pika.io_connection import IoConnection, State, describe_error
 from msgbus_pika.publish_job import PublishJob
 
@@ -50,6 +52,8 @@ class Publisher:
         self._declared: set[Hashable] = set()
         self._declaring: dict[Hashable, list[PublishJob]] = {}
         self._closed = False
+        #: I/O thread: receives each ``holds`` job the broker returned (before it succeeds)
+        self.on_returned: Callable[[PublishJob], None] | None = None
         conn.add_observer(self)
 
     @property
@@ -104,7 +108,7 @@ class Publisher:
         self._waiting.clear()
         self._declaring.clear()
         for job in jobs:
-            job.fail(MessageDeliveryFailure(
+            job.fail(TransportClosedError(
                 f"transport closed before the broker at {self._conn.address} confirmed the "
                 f"message to {job.describe()}"))
 
@@ -214,6 +218,12 @@ class Publisher:
         try:
             channel.basic_publish(job.exchange, job.routing_key, job.body, job.properties,
                                   job.mandatory)
+        except (ChannelWrongStateError, ConnectionWrongStateError):
+            # Closing under us: nothing was written; the close callbacks that follow publish it
+            # again on the next channel (retry rule as for any lost connection).
+            self._inflight.pop(self._seq, None)
+            self._seq -= 1
+            self._waiting.append(job)
         except Exception as exc:  # nothing was written: the tag is free again
             self._inflight.pop(self._seq, None)
             self._seq -= 1
@@ -251,7 +261,10 @@ class Publisher:
                                             f"(basic.nack)"))
             else:
                 self._dispatch(job)
-        elif job.returned:
-            job.fail(MessageUndeliverable(None, job.exchange, job.routing_key, job.body))
-        else:
+        elif not job.returned:
             job.succeed()
+        elif job.holds and self.on_returned is not None:
+            self.on_returned(job)
+            job.succeed()
+        else:
+            job.fail(MessageUndeliverable(None, job.exchange, job.routing_key, job.body))
