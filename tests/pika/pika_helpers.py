@@ -15,9 +15,13 @@ from msgbus.testing.harness import Echo, LogCapture  # noqa: F401 (used by the t
 HOST, PORT = "127.0.0.1", 5672
 PIKA_URL = f"pika://guest:guest@{HOST}:{PORT}/"
 RABBIT_URL = f"rabbit://guest:guest@{HOST}:{PORT}/"
-#: URL options that make reconnects quick in tests (the defaults wait seconds between tries).
-FAST_RECONNECT = {"rabbit_retry_interval": 0.05, "rabbit_retry_backoff": 0.05,
-                  "rabbit_interval_max": 0.3}
+#: Tuned reconnect options: no fast phase, a short back-off from the start instead. Tests run
+#: with the DEFAULT options first; a tuned variant only runs beside a default one, to cover the
+#: back-off path that default options reach only after reconnect_fast_period (30 s).
+FAST_RECONNECT = {"reconnect_fast_period": 0, "rabbit_retry_interval": 0.05,
+                  "rabbit_retry_backoff": 0.05, "rabbit_interval_max": 0.3}
+#: ``options`` fixture ids -> URL options: the defaults, and the tuned variant beside them.
+OPTION_SETS = {"default": {}, "tuned": FAST_RECONNECT}
 
 
 def pika_url(host: str = HOST, port: int = PORT, **query: Any) -> str:
@@ -26,14 +30,19 @@ def pika_url(host: str = HOST, port: int = PORT, **query: Any) -> str:
     return url + ("?" + urlencode(query) if query else "")
 
 
-def make_conf(**overrides: Any) -> cfg.ConfigOpts:
-    """A fresh ConfigOpts with the driver's options registered and ``overrides`` set."""
+def make_conf(core: dict[str, Any] | None = None, **overrides: Any) -> cfg.ConfigOpts:
+    """A fresh ConfigOpts with the driver's options registered and ``overrides`` set; ``core``
+    sets msgbus's own ``[DEFAULT]`` options (e.g. ``listen_timeout``)."""
+    from msgbus import options
     from msgbus_pika.options import GROUP, register_opts
     conf = cfg.ConfigOpts()
     conf([], project="msgbus-tests", default_config_files=[], default_config_dirs=[])
     register_opts(conf)
+    options.register_opts(conf)
     for key, value in overrides.items():
         conf.set_override(key, value, group=GROUP)
+    for key, value in (core or {}).items():
+        conf.set_override(key, value)
     return conf
 
 

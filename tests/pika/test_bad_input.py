@@ -11,10 +11,11 @@ from typing import Any
 
 import pika
 import pytest
-from pika_helpers import HOST, PORT, Closer, Echo, LogCapture, pika_url, unique
+from pika_helpers import HOST, PORT, Closer, Echo, LogCapture, make_conf, pika_url, unique
 
 import msgbus
-from msgbus.exceptions import (DriverLoadFailure, MessageDeliveryFailure, ServerListenError)
+from msgbus.exceptions import (DriverLoadFailure, MessageDeliveryFailure, MessagingTimeout,
+                               ServerListenError)
 from msgbus.testing import rabbitmq
 
 pytestmark = pytest.mark.timeout(60)
@@ -114,11 +115,12 @@ class TestMalformedMessages:
 
 
 class TestUnreachableBroker:
-    """Nobody listens on the port: bounded retries, errors name the address, not the password."""
+    """Nobody listens on the port (DEFAULT options): bounded retries and deadlines, errors name
+    the address, not the password."""
 
     def test_cast_with_retry_zero_fails_at_once(self, closer: Closer) -> None:
         port = rabbitmq.free_port()
-        transport = closer.transport(pika_url(port=port, rabbit_retry_interval=0.05))
+        transport = closer.transport(pika_url(port=port))
         client = msgbus.get_rpc_client(transport, msgbus.Target(topic="t"), retry=0)
         start = time.monotonic()
         with pytest.raises(MessageDeliveryFailure) as info:
@@ -131,32 +133,53 @@ class TestUnreachableBroker:
 
     def test_cast_with_retry_counts_attempts(self, closer: Closer) -> None:
         port = rabbitmq.free_port()
-        transport = closer.transport(pika_url(port=port, rabbit_retry_interval=0.02,
-                                              rabbit_retry_backoff=0.02))
+        transport = closer.transport(pika_url(port=port))
         client = msgbus.get_rpc_client(transport, msgbus.Target(topic="t"), retry=2)
         with pytest.raises(MessageDeliveryFailure, match="3 failed attempt") as info:
             client.cast({}, "echo", value=1)
         assert "ConnectionRefusedError" in str(info.value)
 
-    def test_call_fails_fast_and_clearly(self, closer: Closer) -> None:
+    @pytest.mark.parametrize("calls", [1, 2])
+    def test_call_times_out_by_its_deadline(self, closer: Closer, calls: int) -> None:
+        """The first call (which sets up the reply queue) and a later one (the reply queue
+        set-up failed before) both end by their timeout, naming the broker and the reason."""
         port = rabbitmq.free_port()
         transport = closer.transport(pika_url(port=port))
-        client = msgbus.get_rpc_client(transport, msgbus.Target(topic="t"), timeout=30)
-        start = time.monotonic()
-        with pytest.raises(MessageDeliveryFailure, match=f"127.0.0.1:{port}.*refused"):
-            client.call({}, "echo", value=1)
-        assert time.monotonic() - start < 10
+        client = msgbus.get_rpc_client(transport, msgbus.Target(topic="t"), timeout=1.5)
+        for _ in range(calls):
+            start = time.monotonic()
+            with pytest.raises(MessagingTimeout, match=f"127.0.0.1:{port}.*refused"):
+                client.call({}, "echo", value=1)
+            took = time.monotonic() - start
+            assert 1.5 <= took < 2.0, took
 
-    def test_server_start_fails_clearly(self, closer: Closer) -> None:
+    def test_server_start_fails_by_listen_timeout(self, closer: Closer) -> None:
         port = rabbitmq.free_port()
-        transport = closer.transport(pika_url(port=port, listen_timeout=1,
-                                              rabbit_retry_interval=0.05))
+        transport = closer.transport(pika_url(port=port),
+                                     conf=make_conf(core={"listen_timeout": 1}))
         server = msgbus.get_rpc_server(transport, msgbus.Target(topic="t", server="s"), [Echo()])
         before = threading.active_count()
-        with pytest.raises(ServerListenError, match=f"127.0.0.1:{port}"):
+        start = time.monotonic()
+        with pytest.raises(ServerListenError, match=f"127.0.0.1:{port}.*refused"):
             server.start()
+        assert 1.0 <= time.monotonic() - start < 1.5
         # The listener's connection and its I/O thread are gone again.
         assert threading.active_count() <= before
+
+    @pytest.mark.parametrize("kind", ["server", "notifications"])
+    def test_listen_fails_by_its_deadline(self, closer: Closer, kind: str) -> None:
+        """On the driver interface: listen raises MessageDeliveryFailure at its deadline."""
+        port = rabbitmq.free_port()
+        driver = closer.transport(pika_url(port=port)).driver
+        target = msgbus.Target(topic="t", server="s", exchange="openstack")
+        start = time.monotonic()
+        with pytest.raises(MessageDeliveryFailure, match=f"127.0.0.1:{port}"):
+            if kind == "server":
+                driver.listen(target, lambda m: None, deadline=start + 0.7)
+            else:
+                driver.listen_for_notifications([target], None, lambda m: None,
+                                                deadline=start + 0.7)
+        assert 0.7 <= time.monotonic() - start < 1.2
 
     def test_wrong_password(self, closer: Closer) -> None:
         url = f"pika://guest:wrong-secret@{HOST}:{PORT}/"
@@ -226,6 +249,21 @@ class TestTls:
         msgbus.get_rpc_client(closer.transport(url), msgbus.Target(topic=topic)).cast(
             {}, "note", value="ok")
         assert endpoint.wait_seen(lambda seen: seen == ["ok"], timeout=20)
+
+    def test_default_port_is_5671(self, closer: Closer) -> None:
+        """A URL host without a port means 5671 over TLS (AMQPS), 5672 otherwise."""
+        from msgbus.transport_url import TransportHost
+        from msgbus_pika.options import PikaSettings
+        from msgbus_pika.parameters import connection_parameters
+        for query, port in (("?ssl=true", 5671), ("", 5672)):
+            settings = PikaSettings.from_conf(make_conf(), {"ssl": "true"} if query else {})
+            params = connection_parameters(settings, TransportHost("127.0.0.1"), "/", None, "t")
+            assert params.port == port
+        # End to end: the attempt goes to 5671 (nobody listens there) and says so.
+        url = "pika://guest:guest@127.0.0.1/?ssl=true&ssl_verify=false"
+        client = msgbus.get_rpc_client(closer.transport(url), msgbus.Target(topic="t"), retry=0)
+        with pytest.raises(MessageDeliveryFailure, match="127.0.0.1:5671"):
+            client.cast({}, "echo", value=1)
 
     def test_plain_client_on_tls_port_fails_clearly(self, closer: Closer,
                                                     private_node: Any) -> None:

@@ -16,7 +16,7 @@ import msgbus
 from msgbus.testing import rabbitmq
 from msgbus.testing.harness import cast_through_cuts
 
-from pika_helpers import FAST_RECONNECT, HOST, PIKA_URL, PORT, Closer, Echo, pika_url, unique
+from pika_helpers import HOST, OPTION_SETS, PIKA_URL, PORT, Closer, Echo, pika_url, unique
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,13 +37,17 @@ def _casts_in_flight(client: msgbus.RPCClient) -> int:
 
 
 @pytest.mark.parametrize("window", [64, 0])
+@pytest.mark.parametrize("options", list(OPTION_SETS))
 def test_casts_survive_the_send_connection_cut_mid_burst(proxy: rabbitmq.TcpProxy,
-                                                         closer: Closer, window: int) -> None:
+                                                         closer: Closer, window: int,
+                                                         options: str) -> None:
+    """Casts retried forever (retry None) go out ahead of their confirms; the connection is
+    cut under them: each still arrives exactly once."""
     topic = unique("pipeline-cut")
     echo = Echo()
     closer.server(closer.transport(), topic, [echo])
     host, port = proxy.netloc.rsplit(":", 1)
-    url = pika_url(host, int(port), cast_confirm_window=window, **FAST_RECONNECT)
+    url = pika_url(host, int(port), cast_confirm_window=window, **OPTION_SETS[options])
     client = _client(closer, url, topic)
     assert client.call({}, "echo", value="warm") == "warm"
     cast_through_cuts(client, echo, proxy.drop_all)
@@ -69,8 +73,7 @@ def test_closing_the_transport_settles_every_cast(closer: Closer) -> None:
 
 def test_casts_go_without_waiting_only_while_connected(closer: Closer, logs: Any) -> None:
     """With no broker reachable, a cast still fails to the caller by its retry rule."""
-    transport = closer.transport(url=pika_url("127.0.0.1", rabbitmq.free_port(),
-                                              **FAST_RECONNECT))
+    transport = closer.transport(url=pika_url("127.0.0.1", rabbitmq.free_port()))
     client = msgbus.get_rpc_client(transport, msgbus.Target(topic=unique("nobroker")), retry=1)
     with pytest.raises(msgbus.MessageDeliveryFailure):
         client.cast({}, "note", value=1)
