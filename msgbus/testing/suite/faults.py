@@ -346,11 +346,14 @@ class Verdict:
         if unexcused:
             kinds = collections.Counter(type(c.error).__name__ for c in unexcused)
             first = min(unexcused, key=lambda c: c.start)
+            executed = sum(1 for c in unexcused if handled[c.value])
+            began = sorted({self.at(c.start) for c in unexcused})
             self.problems.append(
                 f"{len(unexcused)} of {len(done)} calls failed that should have succeeded "
-                f"({', '.join(f'{n} {k}' for k, n in kinds.items())}); the first began at "
-                f"{self.at(first.start)} and raised after {first.took:.2f}s: "
-                f"{_brief(first.error)}")
+                f"({', '.join(f'{n} {k}' for k, n in kinds.items())}; the server had executed "
+                f"{executed} of them: their replies were lost, the other requests never reached "
+                f"it); they began at {', '.join(began[:8])}{' ...' if len(began) > 8 else ''}; "
+                f"the first raised after {first.took:.2f}s: {_brief(first.error)}")
         twice = sorted(v for v, n in handled.items() if n > 1)
         if twice:
             self.problems.append(f"{len(twice)} call(s) were executed more than once by the "
@@ -500,6 +503,8 @@ class TestRecoveryFromFaults(FaultScenarios):
                 time.sleep(DROP_INTERVAL)
                 dropped = faults.injector.drop_connections()
                 dropped_at = time.monotonic()
+                verdict.facts.append(f"drop {n} ({dropped} connections) done at "
+                                     f"{verdict.at(dropped_at)}")
                 if not dropped:
                     verdict.problems.append(f"drop {n}: the fault injector found no connection "
                                             "to drop")
