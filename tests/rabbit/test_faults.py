@@ -21,7 +21,7 @@ from msgbus.testing.fixtures import Recorder
 from msgbus.testing.harness import check_oversized_refused
 from msgbus.testing.rabbitmq import RabbitNode, TcpProxy
 
-from .helpers import (FAST_RECONNECT, PORT, RABBIT_URL, Closer, Echo, delete_entities, make_conf,
+from .helpers import (PORT, RABBIT_URL, TUNINGS, Closer, Echo, delete_entities, tuned_conf,
                       unique)
 
 pytestmark = pytest.mark.timeout(180)
@@ -42,12 +42,9 @@ def proxy() -> Iterator[TcpProxy]:
         yield p
 
 
-def fast(**extra: Any) -> Any:
-    return make_conf(**{**FAST_RECONNECT, **extra})
-
-
-def client_for(closer: Closer, url: str, topic: str, **kwargs: Any) -> msgbus.RPCClient:
-    transport = closer.transport(url=url, conf=fast())
+def client_for(closer: Closer, url: str, topic: str, tuning: str = "defaults",
+               **kwargs: Any) -> msgbus.RPCClient:
+    transport = closer.transport(url=url, conf=tuned_conf(tuning))
     kwargs.setdefault("timeout", CALL_TIMEOUT)
     return msgbus.get_rpc_client(transport, msgbus.Target(topic=topic), **kwargs)
 
@@ -64,12 +61,13 @@ def call_eventually(client: msgbus.RPCClient, value: Any, within: float = 30.0) 
 
 
 class TestCutConnections:
-    def test_servers_and_clients_recover_after_drop(self, proxy: TcpProxy,
-                                                    closer: Closer) -> None:
+    @pytest.mark.parametrize("tuning", TUNINGS)
+    def test_servers_and_clients_recover_after_drop(self, proxy: TcpProxy, closer: Closer,
+                                                    tuning: str) -> None:
         topic = unique("fault-drop")
         echo = Echo()
-        closer.server(closer.transport(url=proxy.url, conf=fast()), topic, [echo])
-        client = client_for(closer, proxy.url, topic)
+        closer.server(closer.transport(url=proxy.url, conf=tuned_conf(tuning)), topic, [echo])
+        client = client_for(closer, proxy.url, topic, tuning)
         assert client.call({}, "echo", value="before") == "before"
         for round_ in range(3):
             assert proxy.drop_all() >= 3  # server, client's send and reply connections
@@ -82,7 +80,7 @@ class TestCutConnections:
     def test_calls_in_flight_succeed_or_fail_in_time(self, proxy: TcpProxy,
                                                     closer: Closer) -> None:
         topic = unique("fault-inflight")
-        closer.server(closer.transport(url=proxy.url, conf=fast()), topic, [Echo()])
+        closer.server(closer.transport(url=proxy.url, conf=tuned_conf()), topic, [Echo()])
         client = client_for(closer, proxy.url, topic, timeout=3.0)
         stop = threading.Event()
         problems: list[str] = []
@@ -127,7 +125,7 @@ class TestCutConnections:
 class TestHeartbeats:
     def test_idle_connections_stay_up(self, proxy: TcpProxy, closer: Closer) -> None:
         topic = unique("fault-idle")
-        conf = fast(heartbeat_timeout_threshold=2)
+        conf = tuned_conf(heartbeat_timeout_threshold=2)
         closer.server(closer.transport(url=proxy.url, conf=conf), topic, [Echo()])
         client = msgbus.get_rpc_client(closer.transport(url=proxy.url, conf=conf),
                                        msgbus.Target(topic=topic), timeout=CALL_TIMEOUT)
@@ -139,7 +137,7 @@ class TestHeartbeats:
 
     def test_frozen_connections_are_detected(self, proxy: TcpProxy, closer: Closer) -> None:
         topic = unique("fault-frozen")
-        conf = fast(heartbeat_timeout_threshold=2)
+        conf = tuned_conf(heartbeat_timeout_threshold=2)
         echo = Echo()
         closer.server(closer.transport(url=proxy.url, conf=conf), topic, [echo])
         client = msgbus.get_rpc_client(closer.transport(url=proxy.url, conf=conf),
@@ -159,7 +157,7 @@ class TestPrivateNode:
     def test_close_all_connections(self, node: RabbitNode, closer: Closer) -> None:
         topic = unique("fault-close")
         echo = Echo()
-        closer.server(closer.transport(url=node.url, conf=fast()), topic, [echo])
+        closer.server(closer.transport(url=node.url, conf=tuned_conf()), topic, [echo])
         client = client_for(closer, node.url, topic)
         assert client.call({}, "echo", value="before") == "before"
         node.close_all_connections("msgbus fault test")
@@ -174,7 +172,7 @@ class TestPrivateNode:
         try: a cast with retry=0 after a forced close still goes out."""
         topic = unique("fault-idleclose")
         echo = Echo()
-        closer.server(closer.transport(url=node.url, conf=fast()), topic, [echo])
+        closer.server(closer.transport(url=node.url, conf=tuned_conf()), topic, [echo])
         client = client_for(closer, node.url, topic, retry=0)
         client.cast({}, "note", value="before")
         assert echo.wait_seen(lambda seen: "before" in seen)
@@ -189,17 +187,18 @@ class TestPrivateNode:
         try:
             topic = unique("fault-oversize")
             echo = Echo()
-            closer.server(closer.transport(url=node.url, conf=fast()), topic, [echo])
+            closer.server(closer.transport(url=node.url, conf=tuned_conf()), topic, [echo])
             client = client_for(closer, node.url, topic)
             check_oversized_refused(client, echo, limit)
         finally:
             node.set_max_message_size(128 * 1024 * 1024)
 
-    def test_broker_restart(self, node: RabbitNode, closer: Closer) -> None:
+    @pytest.mark.parametrize("tuning", TUNINGS)
+    def test_broker_restart(self, node: RabbitNode, closer: Closer, tuning: str) -> None:
         topic = unique("fault-restart")
         echo = Echo()
-        closer.server(closer.transport(url=node.url, conf=fast()), topic, [echo])
-        client = client_for(closer, node.url, topic)
+        closer.server(closer.transport(url=node.url, conf=tuned_conf(tuning)), topic, [echo])
+        client = client_for(closer, node.url, topic, tuning)
         assert client.call({}, "echo", value="before") == "before"
         node.restart()  # non-durable queues are gone: servers and clients declare them again
         assert call_eventually(client, "after") == "after"
@@ -213,7 +212,7 @@ class TestPrivateNode:
         topic = unique("fault-failover")
         url = f"rabbit://guest:guest@{node.netloc},guest:guest@127.0.0.1:{PORT}/"
         echo = Echo()
-        closer.server(closer.transport(url=url, conf=fast()), topic, [echo])
+        closer.server(closer.transport(url=url, conf=tuned_conf()), topic, [echo])
         client = client_for(closer, url, topic)
         assert client.call({}, "echo", value="on first") == "on first"
         assert topic in node.list_queues()  # everything started on the first host
@@ -239,8 +238,8 @@ class TestReplyQueueLoss:
                 release.wait(30)
                 return value
 
-        closer.server(closer.transport(conf=fast()), topic, [Slow()])
-        transport = closer.transport(conf=fast())
+        closer.server(closer.transport(conf=tuned_conf()), topic, [Slow()])
+        transport = closer.transport(conf=tuned_conf())
         client = msgbus.get_rpc_client(transport, msgbus.Target(topic=topic), timeout=30)
         assert client.call({}, "echo", value=0) == 0
         reply_q = transport.driver.describe()["reply_queue"]

@@ -18,7 +18,7 @@ from msgbus.testing.rabbitmq import TcpProxy
 from msgbus.testing.harness import cast_through_cuts
 from msgbus_kombu.slot import InFlight, PublishSlot
 
-from .helpers import FAST_RECONNECT, PORT, RABBIT_URL, Closer, Echo, make_conf, unique
+from .helpers import PORT, RABBIT_URL, TUNINGS, Closer, Echo, make_conf, tuned_conf, unique
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,8 +29,9 @@ def proxy() -> Iterator[TcpProxy]:
         yield p
 
 
-def _client(closer: Closer, url: str, topic: str, **options: Any) -> msgbus.RPCClient:
-    transport = closer.transport(url=url, conf=make_conf(**{**FAST_RECONNECT, **options}))
+def _client(closer: Closer, url: str, topic: str, tuning: str = "defaults",
+            **options: Any) -> msgbus.RPCClient:
+    transport = closer.transport(url=url, conf=tuned_conf(tuning, **options))
     return msgbus.get_rpc_client(transport, msgbus.Target(topic=topic), timeout=10)
 
 
@@ -38,13 +39,14 @@ def _send_slots(client: msgbus.RPCClient) -> list[PublishSlot]:
     return list(client.transport.driver.publisher._slots)
 
 
+@pytest.mark.parametrize("tuning", TUNINGS)
 @pytest.mark.parametrize("window", [64, 0])
 def test_casts_survive_send_connections_cut_mid_burst(proxy: TcpProxy, closer: Closer,
-                                                      window: int) -> None:
+                                                      window: int, tuning: str) -> None:
     topic = unique("pipeline-cut")
     echo = Echo()
-    closer.server(closer.transport(conf=make_conf(**FAST_RECONNECT)), topic, [echo])
-    client = _client(closer, proxy.url, topic, cast_confirm_window=window)
+    closer.server(closer.transport(conf=tuned_conf(tuning)), topic, [echo])
+    client = _client(closer, proxy.url, topic, tuning, cast_confirm_window=window)
     assert client.call({}, "echo", value="warm") == "warm"
     cast_through_cuts(client, echo, proxy.drop_all)
     assert client.call({}, "echo", value="end") == "end"

@@ -53,9 +53,10 @@ class SlotKeeper:
         with self._lock:
             if self._thread is not None or self._stopped:
                 return
-            self._thread = threading.Thread(target=self._run, name="msgbus-kombu-send-keeper",
-                                            daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, name="msgbus-kombu-send-keeper",
+                                      daemon=True)
+            thread.start()
+            self._thread = thread
 
     def wake(self) -> None:
         """Something is due now (a cast was held)."""
@@ -68,9 +69,10 @@ class SlotKeeper:
             self._wake.set()
 
     def stop(self) -> None:
-        self._stopped = True
+        with self._lock:
+            self._stopped = True
+            thread = self._thread
         self._wake.set()
-        thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(RESEND_TIMEOUT + 5.0)
 
