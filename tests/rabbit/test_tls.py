@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,3 +122,16 @@ def test_verification_can_be_turned_off(tls: tuple, closer: Closer) -> None:
     client = msgbus.get_rpc_client(closer.transport(url=url), msgbus.Target(topic=topic),
                                    timeout=30)
     assert client.call({}, "echo", value=1) == 1
+
+
+@pytest.mark.parametrize(("netloc", "query", "port"), [
+    ("localhost", "?ssl=true", 5671),  # AMQP over TLS
+    ("localhost", "", 5672),
+    ("localhost:6000", "?ssl=true", 6000),  # a port the URL names is kept
+    ("a,b:7000", "?ssl=true", "5671,b:7000"),
+])
+def test_default_port_follows_tls(closer: Closer, netloc: str, query: str, port: Any) -> None:
+    """A host without a port gets 5671 over TLS, 5672 otherwise (no connection is made)."""
+    transport = closer.transport(url=f"rabbit://guest:guest@{netloc}/{query}", conf=make_conf())
+    first = netloc.split(",")[0].split(":")[0]
+    assert transport.driver.describe()["brokers"] == f"{first}:{port}"
