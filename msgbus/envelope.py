@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import enum
+import ipaddress
 import json
 import os
 import uuid
@@ -17,61 +19,181 @@ from typing import Any
 import orjson
 
 from msgbus.exceptions import MessageSerializationError
+from msgbus.primitives import NOT_A_LEAF, leaf_value, wire_value
 
 VERSION_KEY = "oslo.version"
 MESSAGE_KEY = "oslo.message"
 ENVELOPE_VERSION = "2.0"
 CONTEXT_PREFIX = "_context_"
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+# Dates and dataclasses go to the ``default`` hook, to be written as oslo.messaging writes them.
+_ORJSON_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+                   | orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
 class MalformedMessage(ValueError):
     """A received body is not a message msgbus can read; the reason says why."""
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime.datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, (uuid.UUID, decimal.Decimal)):
-        return str(value)
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        return to_dict()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+# Encoding. orjson is several times faster than the standard json module and exact for almost
+# every value; it is used unless the value is one of the few it would change or refuse:
+# - integers beyond 64 bits (orjson raises: TypeError),
+# - strings with lone surrogates (orjson raises: TypeError),
+# - NaN and infinities (orjson writes null: caught below),
+# - values that need looking inside to be converted (sets, mappings, iterables, objects: the
+#   fast path's hook refuses them, so that each is converted exactly once, by the slow path).
+# The slow path is ``json.dumps`` with oslo.messaging's conversion as its ``default``: it writes
+# exactly what oslo.messaging writes.
+
+class _SlowPath(TypeError):
+    """Raised by the fast path's hook for a value only the slow path converts."""
+
+
+def _fast_default(value: Any) -> Any:
+    converted = leaf_value(value)
+    if converted is NOT_A_LEAF:
+        raise _SlowPath(type(value).__name__)
+    return converted
+
+
+# Types whose fast-path form (a string) cannot hide a NaN.
+_STRING_LEAVES = (str, int, bytes, datetime.date, datetime.time, uuid.UUID, decimal.Decimal,
+                  ipaddress.IPv4Address, ipaddress.IPv6Address, Exception)
+
+
+def _may_hide_non_finite(value: Any) -> bool:
+    """Whether orjson's nulls for ``value`` may include a NaN or an infinity (not a None)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float:
+            if item - item != 0.0:  # NaN - NaN and inf - inf are NaN
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)  # keys: a NaN key is written "null" too
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, enum.Enum):
+            stack.append(item.value)
+        elif not isinstance(item, _STRING_LEAVES):
+            return True  # not worth knowing: let the slow path encode it
+    return False
+
+
+def _top_level_nones(value: Any) -> int:
+    if value is None:
+        return 1
+    if isinstance(value, dict):
+        return sum(1 for v in value.values() if v is None)
+    if isinstance(value, list):
+        return sum(1 for v in value if v is None)
+    return 0
+
+
+_JSON_KEY_TYPES = (str, int, float, bool, type(None))
+
+
+def _orjson_key(key: Any) -> str:
+    """The text orjson writes for a dict key the standard json module refuses."""
+    try:
+        text = orjson.dumps({key: None}, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        raise TypeError(f"keys must be str, int, float, bool or None, not "
+                        f"{type(key).__name__}") from None
+    return next(iter(orjson.loads(text)))
+
+
+def _json_keys(value: Any) -> Any:
+    """``value`` with dict keys the json module refuses written as orjson writes them (UUIDs,
+    dates, enums), so that both paths accept the same dicts; containers copied only if needed."""
+    if isinstance(value, dict):
+        keys_ok = all(isinstance(k, _JSON_KEY_TYPES) for k in value)
+        items = [(k if isinstance(k, _JSON_KEY_TYPES) else _orjson_key(k), _json_keys(v))
+                 for k, v in value.items()]
+        if keys_ok and all(new is old for (_, new), old in zip(items, value.values())):
+            return value
+        return dict(items)
+    if isinstance(value, (list, tuple)):
+        items = [_json_keys(v) for v in value]
+        if all(new is old for new, old in zip(items, value)):
+            return value
+        return items
+    return value
+
+
+def _slow_dumps(value: Any) -> bytes:
+    try:
+        text = json.dumps(_json_keys(value), default=wire_value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise MessageSerializationError(f"message cannot be encoded as JSON: {exc}") from exc
+    return text.encode("ascii")  # ensure_ascii: lone surrogates are escaped
 
 
 def _dumps_bytes(value: Any) -> bytes:
-    # orjson is several times faster on large payloads; the stdlib takes what orjson refuses
-    # (integers beyond 64 bits, lone surrogates), so both accept the same values.
     try:
-        return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
+        out = orjson.dumps(value, default=_fast_default, option=_ORJSON_OPTIONS)
     except TypeError:
-        pass
-    try:
-        return json.dumps(value, default=_json_default).encode("utf-8", "surrogatepass")
-    except (TypeError, ValueError) as exc:
-        raise MessageSerializationError(f"message cannot be encoded as JSON: {exc}") from exc
+        return _slow_dumps(value)
+    nulls = out.count(b"null")
+    if nulls and nulls > _top_level_nones(value) and _may_hide_non_finite(value):
+        return _slow_dumps(value)
+    return out
 
 
 def dumps(value: Any) -> str:
     """JSON text of ``value``; unserializable values raise MessageSerializationError."""
-    return _dumps_bytes(value).decode("utf-8", "surrogatepass")
+    return _dumps_bytes(value).decode("utf-8")
 
 
-def _loads(data: bytes | str) -> Any:
-    try:
-        return orjson.loads(data)
-    except ValueError:
-        return json.loads(data)
+# Decoding. orjson reads every JSON number exactly except integers outside [-2**63, 2**64 - 1],
+# which it reads as floats; such an integer has at least 19 digits. So a text without a run of
+# 19 ASCII digits is read exactly by orjson; a text with one (a big integer, or merely a long
+# string of digits) is read by the json module. orjson refuses NaN, Infinity and lone
+# surrogates: the json module reads those too.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else 0x2E for i in range(256))
+_LONG_RUN = b"0" * 19
+_ESCAPED_DIGIT = b"\\u003"
+
+
+def _as_bytes(data: bytes | bytearray | memoryview | str) -> bytes | bytearray:
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogatepass")
+    if isinstance(data, memoryview):
+        return data.tobytes()
+    return data
+
+
+def _has_long_digit_run(data: bytes | bytearray | memoryview | str) -> bool:
+    return _LONG_RUN in _as_bytes(data).translate(_DIGITS_AS_ZERO)
+
+
+def _loads(data: bytes | bytearray | memoryview | str, long_digits: bool | None = None) -> Any:
+    """Parse JSON text exactly; ``long_digits`` says whether it has a run of 19 digits (None:
+    not known yet)."""
+    if long_digits is None:
+        long_digits = _has_long_digit_run(data)
+    if not long_digits:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    if isinstance(data, memoryview):
+        data = data.tobytes()
+    return json.loads(data)
+
+
+def _is_plain_envelope(outer: Any) -> bool:
+    return (isinstance(outer, dict) and len(outer) == 2 and
+            isinstance(outer.get(VERSION_KEY), str) and isinstance(outer.get(MESSAGE_KEY), str))
 
 
 def encode(inner: dict) -> bytes:
     """Wrap ``inner`` in the 2.0 envelope and return the body bytes."""
-    return _dumps_bytes({VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: dumps(inner)})
+    # two strings: orjson writes them exactly (dumps() never returns lone surrogates)
+    return orjson.dumps({VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: dumps(inner)})
 
 
 def encode_unwrapped(inner: dict) -> bytes:
@@ -80,10 +202,22 @@ def encode_unwrapped(inner: dict) -> bytes:
 
 
 def decode(body: bytes | str) -> dict:
-    """Parse a body (enveloped or legacy) into the inner message dict, or raise MalformedMessage."""
+    """Parse a body (enveloped or legacy) into the inner message dict, or raise MalformedMessage.
+
+    Every value arrives exactly as the JSON text has it, big integers included.
+    """
+    raw = _as_bytes(body)
+    long_digits = _LONG_RUN in raw.translate(_DIGITS_AS_ZERO)
     try:
-        outer = _loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        outer = None
+        if long_digits:  # an envelope has no numbers of its own: orjson reads it exactly
+            try:
+                outer = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
+        if not (long_digits and _is_plain_envelope(outer)):
+            outer = _loads(body, long_digits)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedMessage(f"body is not JSON: {exc}") from None
     if not isinstance(outer, dict):
         raise MalformedMessage(f"body is a JSON {type(outer).__name__}, not an object")
@@ -96,9 +230,11 @@ def decode(body: bytes | str) -> dict:
     payload = outer[MESSAGE_KEY]
     if not isinstance(payload, str):
         raise MalformedMessage("envelope's oslo.message is not a JSON string")
+    # The inner text's digits are the body's digits, unless the sender escaped some (\u0031).
+    inner_long_digits = None if long_digits or _ESCAPED_DIGIT in raw else False
     try:
-        inner = _loads(payload)
-    except ValueError as exc:
+        inner = _loads(payload, inner_long_digits)
+    except (ValueError, RecursionError) as exc:
         raise MalformedMessage(f"envelope's oslo.message is not JSON: {exc}") from None
     if not isinstance(inner, dict):
         raise MalformedMessage(f"envelope's message is a JSON {type(inner).__name__}, "

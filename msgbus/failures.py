@@ -15,7 +15,7 @@ import logging
 import traceback
 from typing import Any, Iterable
 
-from msgbus import exceptions
+from msgbus import envelope, exceptions
 
 LOG = logging.getLogger(__name__)
 
@@ -31,18 +31,18 @@ _OSLO_ALIASES = {
 }
 
 
-def _jsonable(values: Any) -> Any:
-    try:
-        json.dumps(values)
-        return values
-    except (TypeError, ValueError):
-        if isinstance(values, dict):
-            return {str(k): repr(v) for k, v in values.items()}
-        return [repr(v) for v in values]
+def _as_repr(values: Any) -> Any:
+    if isinstance(values, dict):
+        return {str(k): repr(v) for k, v in values.items()}
+    return [repr(v) for v in values]
 
 
 def serialize(exc: BaseException, *, with_traceback: bool) -> str:
-    """The JSON string a reply's ``failure`` carries for ``exc``."""
+    """The JSON string a reply's ``failure`` carries for ``exc``.
+
+    ``args`` and ``kwargs`` are written as oslo.messaging writes them (its JSON rules, big
+    integers exact); when one cannot be written at all, its items go as their ``repr``.
+    """
     cls = type(exc)
     name, module = cls.__name__, cls.__module__
     if name.endswith(REMOTE_SUFFIX) and module.endswith(REMOTE_SUFFIX):
@@ -57,13 +57,22 @@ def serialize(exc: BaseException, *, with_traceback: bool) -> str:
         "module": module,
         "message": message,
         "tb": tb,
-        "args": _jsonable(list(getattr(exc, "args", ()))),
-        "kwargs": _jsonable(getattr(exc, "kwargs", None) or {}),
+        "args": list(getattr(exc, "args", ())),
+        "kwargs": getattr(exc, "kwargs", None) or {},
     }
-    return json.dumps(data)
+    try:
+        return envelope.dumps(data)
+    except exceptions.MessageSerializationError:
+        data["args"], data["kwargs"] = _as_repr(data["args"]), _as_repr(data["kwargs"])
+        try:
+            return envelope.dumps(data)
+        except exceptions.MessageSerializationError:  # e.g. kwargs keys that are not text
+            data["kwargs"] = {}
+            return envelope.dumps(data)
 
 
 def _lookup_class(module: str, name: str, allowed: Iterable[str]) -> type | None:
+    """The class to rebuild, or None for a RemoteError (logged when an allowed one fails)."""
     if module in _BUILTIN_MODULES:
         cls = getattr(builtins, name, None)
     elif module == _OWN_MODULE or _OSLO_ALIASES.get(module) == _OWN_MODULE:
@@ -72,13 +81,38 @@ def _lookup_class(module: str, name: str, allowed: Iterable[str]) -> type | None
         try:
             cls = getattr(importlib.import_module(module), name, None)
         except ImportError as exc:
-            LOG.warning("cannot rebuild remote exception %s.%s: %s", module, name, exc)
+            LOG.warning("cannot rebuild remote exception %s.%s (allowed module): the module "
+                        "cannot be imported here: %s; raising RemoteError instead",
+                        module, name, exc)
             return None
     else:
         return None
     if isinstance(cls, type) and issubclass(cls, Exception):
         return cls
+    LOG.warning("cannot rebuild remote exception %s.%s: %s; raising RemoteError instead",
+                module, name, "no such class in that module" if cls is None
+                else f"it is not an Exception class ({type(cls).__name__})")
     return None
+
+
+def _construct(cls: type, failure: dict, message: str) -> Exception | str:
+    """``cls`` built from what the wire carries, or why it cannot be.
+
+    First as the server had it, ``cls(*args, **kwargs)`` (nova-style exceptions with kwargs
+    included); then, for classes whose constructor takes only a message, ``cls(message)``.
+    """
+    args, kwargs = failure.get("args") or [], failure.get("kwargs") or {}
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        args, kwargs = [message], {}
+    try:
+        return cls(*args, **kwargs)
+    except Exception as first:  # the class's constructor does not take what the wire sent
+        if [message] == args and not kwargs:
+            return f"{type(first).__name__}: {first}"
+        try:
+            return cls(message)
+        except Exception:
+            return f"{type(first).__name__}: {first}"
 
 
 def deserialize(data: str, allowed_modules: Iterable[str] = ()) -> Exception:
@@ -97,16 +131,14 @@ def deserialize(data: str, allowed_modules: Iterable[str] = ()) -> Exception:
     cls = _lookup_class(module, name, allowed_modules)
     if cls is None:
         return exceptions.RemoteError(name, message, tb_text or None)
-    args = failure.get("args") or []
-    kwargs = failure.get("kwargs") or {}
-    try:
-        exc = cls(*args, **kwargs) if isinstance(args, list) and isinstance(kwargs, dict) \
-            else cls(message)
-    except Exception:  # the class's constructor does not take what the wire sent
-        try:
-            exc = cls(message)
-        except Exception:
-            return exceptions.RemoteError(name, message, tb_text or None)
+    exc = _construct(cls, failure, message)
+    if isinstance(exc, str):
+        args, kwargs = failure.get("args"), failure.get("kwargs")
+        LOG.warning("cannot rebuild remote exception %s.%s from what the server sent "
+                    "(%d args, kwargs %s): %s; raising RemoteError instead", module, name,
+                    len(args) if isinstance(args, list) else 0,
+                    sorted(map(str, kwargs)) if isinstance(kwargs, dict) else [], exc)
+        return exceptions.RemoteError(name, message, tb_text or None)
     remote_message = message + ("\n" + tb_text if tb_text else "")
     remote_cls = type(name + REMOTE_SUFFIX, (cls,),
                       {"__str__": lambda self: remote_message,
@@ -115,5 +147,5 @@ def deserialize(data: str, allowed_modules: Iterable[str] = ()) -> Exception:
         exc.__class__ = remote_cls
     except TypeError:  # builtins cannot change class; keep the type, carry the message
         exc.args = (remote_message,) + tuple(exc.args[1:])
-    exc.remote_traceback = tb_text or None
+    exc.remote_traceback = tb_text or None  # type: ignore[attr-defined]
     return exc

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import abc
-import datetime
-import decimal
-import uuid
 from typing import Any, Callable
+
+from msgbus.primitives import to_primitive
 
 __all__ = ["Serializer", "NoOpSerializer", "JsonPayloadSerializer", "RequestContextSerializer",
            "to_primitive"]
@@ -48,40 +47,12 @@ class NoOpSerializer(Serializer):
         return ctxt
 
 
-def to_primitive(value: Any, _depth: int = 0) -> Any:
-    """Convert common Python values (datetimes, sets, UUIDs, objects) into JSON-able ones."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if _depth > 64:
-        return "?"
-    if isinstance(value, dict):
-        return {str(k) if not isinstance(k, str) else k: to_primitive(v, _depth + 1)
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_primitive(v, _depth + 1) for v in value]
-    if isinstance(value, datetime.datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, (uuid.UUID, decimal.Decimal)):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        return to_primitive(to_dict(), _depth + 1)
-    if hasattr(value, "__iter__") and not isinstance(value, (str, bytes)):
-        return [to_primitive(v, _depth + 1) for v in value]
-    if hasattr(value, "__dict__"):
-        return to_primitive(vars(value), _depth + 1)
-    return str(value)
-
-
 class JsonPayloadSerializer(NoOpSerializer):
-    """Converts entities to JSON primitives (datetimes, sets, objects) on the way out."""
+    """Converts entities to JSON primitives on the way out, as oslo.messaging's does:
+    ``to_primitive(entity, convert_instances=True)`` (other objects through their ``__dict__``)."""
 
     def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
-        return to_primitive(entity)
+        return to_primitive(entity, convert_instances=True)
 
 
 class RequestContextSerializer(Serializer):
