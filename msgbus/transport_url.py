@@ -1,19 +1,31 @@
-"""Parsing and rendering of transport URLs: ``scheme://user:pass@host:port,host2/vhost?opt=v``."""
+"""Transport URLs: ``scheme://user:pass@host:port,host2/vhost?opt=v``, parsed and rendered as
+oslo.messaging does.
+
+``str(url)`` is the URL itself, password included, and parses back to an equal URL (percent-
+encoded credentials, several hosts, query options, ``//`` for the virtual host ``/``); ``repr()``
+and :meth:`TransportURL.render` mask passwords, for logs and error messages. oslo.messaging's
+short forms parse as it parses them: ``fake:``, ``fake:/``, ``fake://``, ``foo:////`` (virtual
+host ``/``), a URL with no host.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Mapping
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from msgbus.exceptions import InvalidTransportURL
 
+__all__ = ["TransportHost", "TransportURL"]
+
 _MASK = "****"
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
 
 
 class TransportHost:
     """One broker address of a transport URL, with its credentials."""
 
-    __slots__ = ("hostname", "port", "username", "password")
+    __slots__ = ("hostname", "port", "username", "password", "_inherited")
 
     def __init__(self, hostname: str | None = None, port: int | None = None,
                  username: str | None = None, password: str | None = None) -> None:
@@ -21,6 +33,8 @@ class TransportHost:
         self.port = port
         self.username = username
         self.password = password
+        # credentials copied from the URL's first host when parsed: rendered only by that host
+        self._inherited = False
 
     def _fields(self) -> tuple:
         return (self.hostname, self.port, self.username, self.password)
@@ -31,15 +45,16 @@ class TransportHost:
     def __hash__(self) -> int:
         return hash(self._fields())
 
-    def netloc(self, *, with_password: bool = False) -> str:
+    def netloc(self, *, with_password: bool = False, credentials: bool = True) -> str:
         """Render as ``user:pass@host:port``; the password is masked unless asked for."""
         out = ""
-        if self.username is not None:
-            out = quote(self.username, safe="")
+        if credentials and (self.username is not None or self.password is not None):
+            if self.username is not None:
+                out = quote(self.username, safe="")
             if self.password is not None:
                 out += ":" + (quote(self.password, safe="") if with_password else _MASK)
             out += "@"
-        host = self.hostname or ""
+        host = quote(self.hostname or "", safe=":")
         if ":" in host:
             host = f"[{host}]"
         out += host
@@ -54,7 +69,8 @@ class TransportHost:
 class TransportURL:
     """A parsed transport URL; the scheme picks the driver.
 
-    ``str()`` and ``repr()`` mask passwords so that a URL can be logged; drivers read the hosts.
+    ``str()`` is the URL (password included: it is what you connect with); ``repr()`` and
+    ``render()`` mask the password: use them in logs and messages.
     """
 
     def __init__(self, conf: Any = None, transport: str | None = None,
@@ -76,17 +92,27 @@ class TransportURL:
                      tuple(sorted(self.query.items()))))
 
     def render(self, *, with_password: bool = False) -> str:
-        """The URL as text; passwords stay masked unless ``with_password``."""
+        """The URL as text; passwords are masked unless ``with_password``."""
         out = f"{self.transport}://"
-        out += ",".join(h.netloc(with_password=with_password) for h in self.hosts)
+        first = self.hosts[0] if self.hosts else None
+        out += ",".join(h.netloc(with_password=with_password,
+                                 credentials=not (h._inherited and first is not None and
+                                                  (h.username, h.password) ==
+                                                  (first.username, first.password)))
+                        for h in self.hosts)
         if self.virtual_host is not None:
-            out += "/" + quote(self.virtual_host, safe="")
+            out += "/" + quote(self.virtual_host)  # '/' stays: vhost "/" renders as "//"
         if self.query:
-            out += "?" + "&".join(f"{quote(k)}={quote(str(v))}" for k, v in self.query.items())
+            out += "?" + urlencode(self.query, doseq=True)
         return out
 
-    def __str__(self) -> str:
+    @property
+    def masked(self) -> str:
+        """The URL with its passwords masked (for logs and error messages)."""
         return self.render()
+
+    def __str__(self) -> str:
+        return self.render(with_password=True)
 
     def __repr__(self) -> str:
         return f"<TransportURL {self.render()}>"
@@ -104,47 +130,52 @@ class TransportURL:
         if not isinstance(url, str):
             raise InvalidTransportURL(repr(url), f"a transport URL must be a string, not "
                                       f"{type(url).__name__}")
-        scheme, sep, rest = url.partition("://")
-        if not sep:
+        scheme, colon, rest = url.partition(":")
+        if not colon or not _SCHEME.match(scheme):
             raise InvalidTransportURL(_masked(url), f"invalid transport URL {_masked(url)!r}: "
                                       "expected 'scheme://[user:pass@]host[:port][/vhost]'")
-        if not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
-            raise InvalidTransportURL(_masked(url), f"invalid scheme {scheme!r} in transport URL")
-        rest, _, fragment = rest.partition("#")
+        rest = rest.partition("#")[0]
         rest, qsep, query_text = rest.partition("?")
-        netlocs, slash, path = rest.partition("/")
-        virtual_host = unquote(path) if slash else None
+        netlocs = ""
+        if rest.startswith("//"):
+            netlocs, slash, path = rest[2:].partition("/")
+            path = slash + path
+        else:
+            path = rest
+        if path and not path.startswith("/"):
+            raise InvalidTransportURL(_masked(url), f"invalid transport URL {_masked(url)!r}: "
+                                      f"expected '{scheme}://' or '{scheme}:/' after the "
+                                      "scheme")
+        virtual_host = unquote(path[1:]) if path else None
         query: dict[str, str] = {}
         if qsep:
             try:
-                for key, value in parse_qsl(query_text, keep_blank_values=True,
-                                            strict_parsing=bool(query_text)):
-                    query[key] = value
+                pairs = parse_qsl(query_text, strict_parsing=bool(query_text))
             except ValueError:
                 raise InvalidTransportURL(_masked(url), f"invalid query string {query_text!r} "
                                           "in transport URL") from None
-        hosts = [_parse_host(url, part) for part in netlocs.split(",")] if netlocs else []
-        # A host without credentials inherits the first host's (as oslo.messaging does).
+            for key, value in pairs:  # a repeated option: its values joined by ',' (as oslo)
+                query[key] = f"{query[key]},{value}" if key in query else value
+        hosts = [_parse_host(url, part) for part in netlocs.split(",") if part]
+        # A host without credentials inherits the first host's (the AMQP drivers connect to
+        # every host with them); they are not rendered again, so str() gives the URL back.
         if hosts:
             first = hosts[0]
             for host in hosts[1:]:
-                if host.username is None:
+                if host.username is None and host.password is None:
                     host.username, host.password = first.username, first.password
+                    host._inherited = first.username is not None or first.password is not None
         return cls(conf, scheme.lower(), virtual_host, hosts, query)
 
 
 def _masked(url: str) -> str:
-    """The URL text with anything between ':' and '@' in credentials hidden."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    """The URL text for an error message: credentials hidden whenever a password may be there
+    (the text may be malformed: no attempt to tell credentials from hosts)."""
+    scheme, sep, rest = url.partition(":")
+    creds, at, tail = rest.rpartition("@")
+    if not sep or not at or ":" not in creds:
         return url
-    parts = []
-    for piece in rest.split(","):
-        creds, at, host = piece.rpartition("@")
-        if at and ":" in creds:
-            piece = creds.split(":", 1)[0] + ":" + _MASK + "@" + host
-        parts.append(piece)
-    return scheme + sep + ",".join(parts)
+    return f"{scheme}:{'//' if rest.startswith('//') else ''}{_MASK}@{tail}"
 
 
 def _parse_host(url: str, text: str) -> TransportHost:
@@ -155,9 +186,6 @@ def _parse_host(url: str, text: str) -> TransportHost:
         username = unquote(user)
         password = unquote(pw) if colon else None
     if not hostport:
-        if at:
-            raise InvalidTransportURL(_masked(url), f"missing host name after credentials in "
-                                      f"{_masked(url)!r}")
         return TransportHost(None, None, username, password)
     port_text = None
     if hostport.startswith("["):
@@ -171,10 +199,10 @@ def _parse_host(url: str, text: str) -> TransportHost:
                 raise InvalidTransportURL(_masked(url), f"unexpected text after IPv6 host "
                                           f"{hostport!r}")
             port_text = tail[1:]
-    else:
-        hostname, colon, port_text = hostport.partition(":")
-        if not colon:
-            port_text = None
+    elif hostport.count(":") == 1:
+        hostname, _, port_text = hostport.partition(":")
+    else:  # no port, or an IPv6 address without brackets (and so without a port)
+        hostname = hostport
     port = None
     if port_text is not None:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         client = msgbus.get_rpc_client(client_transport, msgbus.Target(topic="demo-calculator"),
                                        timeout=10)
         ctxt = {"user": "demo"}
-        print(f"transport: {client_transport.url}")
+        print(f"transport: {client_transport.url.masked}")
         print(f"call   add(2, 3)           -> {client.call(ctxt, 'add', a=2, b=3)}")
         client.cast(ctxt, "log", text="hello")
         seen.wait(1)
