@@ -1,54 +1,41 @@
-"""Connections to the broker: the URL's hosts, failover, reconnect backoff, one link's life.
+"""Connections to the broker: the URL's hosts, failover, opening links, reconnect backoff.
 
 A :class:`Connector` turns the transport URL into broker endpoints and opens kombu connections,
-trying the hosts in failover order. A :class:`Link` is one open connection with one channel,
-used by a single thread at a time (a publisher slot or a consumer thread). :class:`RetryBudget`
+trying the hosts in failover order; each becomes a :class:`~msgbus_kombu.link.Link` (one
+connection with one channel, used by one thread at a time). :class:`RetryBudget`
 holds the ``retry`` rule (None: forever, 0: never, N: at most N) and the backoff between tries
 (:func:`msgbus.driver.amqp.reconnect_delays`: fast first, then backing off).
 
 Deadlines: opening a link (TCP connect, TLS, the AMQP handshake, channel open) ends by
 ``connect_timeout`` and by the deadline of the send or listen it is opened for; so does every
-blocking exchange with the broker made under :meth:`Link.bounded`. No message ever names a
-password: endpoints describe themselves as ``host:port``.
+blocking exchange with the broker made under :meth:`~msgbus_kombu.link.Link.bounded`. No
+message ever names a password: endpoints describe themselves as ``host:port``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import itertools
 import logging
 import os
 import random
-import select
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import amqp
-import amqp.exceptions
 import kombu
 import kombu.exceptions
 import kombu.transport.pyamqp
 
-from msgbus.driver.amqp import ExchangeSpec, QueueSpec, default_port, reconnect_delays
+from msgbus.driver.amqp import default_port, reconnect_delays
 from msgbus.exceptions import ConfigurationError
 from msgbus.transport_url import TransportURL
-from msgbus_kombu.frames import FrameReader
+from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Endpoint, Link, _collect
 from msgbus_kombu.options import Settings
 
 LOG = logging.getLogger(__name__)
-
-#: Errors that mean the connection is gone (or never came up): reconnect and retry.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError,
-    kombu.exceptions.OperationalError, OSError, EOFError)
-#: Errors the broker raised on one channel (the connection is still fine).
-CHANNEL_ERRORS: tuple[type[BaseException], ...] = (amqp.exceptions.ChannelError,)
-
 
 class ConnectFailed(Exception):
     """No host of the URL accepted a connection; ``str()`` names the addresses tried."""
@@ -66,22 +53,6 @@ LINK_ERRORS: tuple[type[BaseException], ...] = (ConnectFailed, *CONNECTION_ERROR
 
 class Stopped(Exception):
     """The driver or listener is shutting down: give up waiting."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Endpoint:
-    """One broker address with its credentials (the password is never shown)."""
-
-    host: str
-    port: int
-    user: str
-    password: str = dataclasses.field(repr=False)
-    vhost: str
-
-    def describe(self) -> str:
-        """``host:port``, fit for log lines and error messages."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
 
 
 def endpoints_from_url(url: TransportURL, ssl: bool = False) -> list[Endpoint]:
@@ -229,189 +200,9 @@ class _BoundedTransport(kombu.transport.pyamqp.Transport):
     Connection = _BoundedConnection
 
 
-def _collect(kconn: kombu.Connection) -> None:
-    try:
-        kconn.collect()
-    except Exception:  # noqa: BLE001 - tearing down a broken connection: nothing to report
-        LOG.debug("error collecting a broken connection", exc_info=True)
-
-
 def _describe_error(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
-
-
-#: Handles a frame (type, channel, payload) itself and returns True, or returns False to leave
-#: it to py-amqp.
-FrameHook = Callable[[int, int, bytes], bool]
-
-
-class Link:
-    """One AMQP connection with one channel, used by one thread at a time.
-
-    Remembers what it declared (exchanges, queues, bindings) so repeated sends do not declare
-    again; a new Link (after a reconnect) starts with an empty memory.
-    """
-
-    def __init__(self, kconn: kombu.Connection, endpoint: Endpoint, settings: Settings,
-                 deadline: float | None = None) -> None:
-        self.kconn = kconn
-        self.endpoint = endpoint
-        self.settings = settings
-        self.conn: amqp.Connection = kconn.connection  # connects now if not yet connected
-        self.transport = self.conn.transport
-        self.sock: socket.socket = self.conn.sock
-        self.io_timeout = settings.io_timeout
-        self.sock.settimeout(self._timeout_until(deadline))
-        self._reader: FrameReader | None = None
-        if not isinstance(self.sock, ssl.SSLSocket) and \
-                not self.transport._read_buffer:
-            self._reader = FrameReader(self.sock)
-            self.transport.read_frame = self._reader.read_frame
-        #: The owner's fast path for the frames it expects most (deliveries, confirms).
-        self.hook: FrameHook | None = None
-        self._poller = select.poll()
-        self._poller.register(self.sock.fileno(), select.POLLIN)
-        self.channel: amqp.Channel = self._new_channel()
-        if deadline is not None:
-            self.sock.settimeout(self.io_timeout)
-        self.declared: set[Any] = set()
-        self.closed = False
-
-    def _new_channel(self) -> amqp.Channel:
-        channel = self.conn.channel()
-        channel.auto_decode = False  # bodies stay bytes, as the core expects
-        return channel
-
-    def _timeout_until(self, deadline: float | None) -> float:
-        """The socket timeout for a blocking exchange that must end by ``deadline``."""
-        if deadline is None:
-            return self.io_timeout
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("no time left before the deadline")
-        return min(self.io_timeout, left)
-
-    @contextlib.contextmanager
-    def bounded(self, deadline: float | None) -> Iterator[None]:
-        """Blocking reads and writes inside end by ``deadline`` (socket.timeout, an OSError,
-        when it passes) as well as by the I/O timeout."""
-        if deadline is None:
-            yield
-            return
-        self.sock.settimeout(self._timeout_until(deadline))
-        try:
-            yield
-        finally:
-            if not self.closed:
-                self.sock.settimeout(self.io_timeout)
-
-
-    # reading
-    def buffered(self) -> bool:
-        """Whether bytes were already read from the socket but not yet handled (our read-ahead,
-        py-amqp's partial frame, decrypted TLS data): a poll of the socket would not show them."""
-        reader = self._reader
-        if reader is not None:
-            return reader.has_data()
-        if self.transport._read_buffer:
-            return True
-        pending = getattr(self.sock, "pending", None)
-        return bool(pending is not None and pending())
-
-    def wait_readable(self, timeout: float) -> bool:
-        """Whether something can be read within ``timeout`` seconds."""
-        if self.buffered():
-            return True
-        return bool(self._poller.poll(max(0.0, timeout) * 1000.0))
-
-    def pending(self) -> bool:
-        """Whether a frame (or part of one) is waiting to be read, without blocking."""
-        return self.wait_readable(0.0)
-
-    def read_frame(self) -> None:
-        """Read and handle one frame (blocks up to the socket's I/O timeout): by the owner's
-        hook when it takes it, else by py-amqp."""
-        frame = self.transport.read_frame()
-        hook = self.hook
-        if hook is not None and hook(*frame):
-            self.conn.bytes_recv += 1  # (py-amqp's heartbeat accounting)
-            return
-        self.conn.on_inbound_frame(frame)
-
-    def write(self, data: bytes) -> None:
-        """Write ready-made frames (the caller owns the link, so nobody writes meanwhile)."""
-        self.transport.write(data)
-        self.conn.bytes_sent += 1
-
-    def drain_pending(self) -> None:
-        """Handle every frame already waiting (heartbeats, a close from the broker)."""
-        while self.pending():
-            self.read_frame()
-
-    def heartbeat_check(self) -> None:
-        """Send a heartbeat if due; raise if the broker has been silent for too long."""
-        self.kconn.heartbeat_check(rate=self.settings.kombu.heartbeat_rate)
-
-    # declaring (each at most once per link; ``deadline`` bounds waiting for the broker)
-    def declare_exchange(self, spec: ExchangeSpec, deadline: float | None = None) -> None:
-        if spec.name == "" or ("x", spec.name) in self.declared:
-            return
-        with self.bounded(deadline):
-            self.channel.exchange_declare(spec.name, spec.type, durable=spec.durable,
-                                          auto_delete=spec.auto_delete)
-        self.declared.add(("x", spec.name))
-
-    def declare_queue(self, spec: QueueSpec, deadline: float | None = None) -> None:
-        """Declare the queue (and its exchange and binding), once per link."""
-        if ("q", spec.name) not in self.declared:
-            with self.bounded(deadline):
-                self.channel.queue_declare(spec.name, durable=spec.durable, exclusive=False,
-                                           auto_delete=spec.auto_delete,
-                                           arguments=dict(spec.arguments) or None)
-            self.declared.add(("q", spec.name))
-        if spec.exchange is not None:
-            self.declare_exchange(spec.exchange, deadline)
-            key = ("b", spec.name, spec.exchange.name, spec.routing_key)
-            if key not in self.declared:
-                with self.bounded(deadline):
-                    self.channel.queue_bind(spec.name, spec.exchange.name, spec.routing_key)
-                self.declared.add(key)
-
-    def forget_exchange(self, name: str) -> None:
-        """Drop a remembered declaration (the broker deleted the exchange, e.g. auto-delete)."""
-        self.declared.discard(("x", name))
-
-    def reopen_channel(self) -> None:
-        """Open a fresh channel after the broker closed ours (a channel error)."""
-        old = self.channel
-        try:
-            if old.is_open:
-                old.close()
-        except CONNECTION_ERRORS + CHANNEL_ERRORS:
-            pass
-        self.channel = self._new_channel()
-        self.declared.clear()
-
-    # closing
-    def close(self, timeout: float = 2.0) -> None:
-        """Close politely, waiting at most ``timeout`` for the broker; never raises."""
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            self.sock.settimeout(timeout)
-            self.conn.close()
-        except Exception:  # noqa: BLE001 - the link is going away either way
-            LOG.debug("error closing connection to %s", self.endpoint.describe(), exc_info=True)
-        _collect(self.kconn)
-
-    def abort(self) -> None:
-        """Drop the connection without talking to the broker (it is broken)."""
-        if self.closed:
-            return
-        self.closed = True
-        _collect(self.kconn)
 
 
 class RetryBudget:

@@ -5,18 +5,18 @@ and hands each delivery to the listener callback on its own thread. It sends and
 heartbeats itself, reconnects with backoff (failing over across the URL's hosts) and then
 declares and consumes again, so a server keeps serving through a broker restart.
 
-Acknowledgements: a delivery acked on the consumer thread (the RPC server and the reply waiter
-do so inside the callback) is acked at once; from any other thread the ack is queued and the
-consumer thread is woken through a pipe to send it, because a py-amqp connection must not be
-written by two threads at once.
+``start`` waits for the first setup within the listen's deadline; after that the thread
+reconnects forever, every ~0.1 s at first (:func:`msgbus.driver.amqp.reconnect_delays`).
+Acknowledgements (batched, from any thread) are :mod:`msgbus_kombu.acks`.
+
+(A little over 400 lines on purpose: this is one thread's whole life, from setup through the
+read loop and its delivery fast path to reconnecting and stopping, which share the loop's
+state; splitting it further would spread the hot loop over modules.)
 """
 
 from __future__ import annotations
 
-import collections
-import errno
 import logging
-import os
 import select
 import struct
 import threading
@@ -29,47 +29,27 @@ import amqp.exceptions
 from msgbus.driver.amqp import QueueSpec, reconnect_delays
 from msgbus.driver.base import IncomingMessage, Listener
 from msgbus.exceptions import ConfigurationError, MessageDeliveryFailure, MessagingException
-from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, LINK_ERRORS, ConnectFailed,
-                                     Connector, Link)
+from msgbus_kombu.acks import Acknowledgements, Delivery
+from msgbus_kombu.connection import LINK_ERRORS, ConnectFailed, Connector
+from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link
 from msgbus_kombu.options import Settings
 
 LOG = logging.getLogger(__name__)
 
 _DELIVER_PREFIX = b"\x00\x3c\x00\x3c"  # Basic.Deliver (class 60, method 60)
-_ACK = 80  # Basic.Ack
 #: A connection that lived this long (seconds) was healthy: reconnecting starts a new backoff.
 _HEALTHY_SECONDS = 5.0
 #: How long acks of a burst wait for more deliveries to join them (milliseconds).
 _ACK_DELAY_MS = 0.5
-_REJECT = 90  # Basic.Reject
+#: While the broker stays unreachable, one failed attempt in this many is logged as an error
+#: (about one every 10 s during the fast reconnection phase; the others at debug level).
+_LOG_EVERY = 100
 
 #: Errors at connection time that retrying will not fix (credentials, vhost, permissions).
 FATAL_CONNECT_ERRORS = (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed)
 
 
-class Delivery:
-    """One message handed to a listener callback (an IncomingMessage); ``ack``/``requeue``
-    from any thread."""
-
-    __slots__ = ("body", "_owner", "_tag", "_generation")
-
-    def __init__(self, body: bytes, owner: ConsumerThread, tag: int, generation: int) -> None:
-        self.body = body
-        self._owner = owner
-        self._tag = tag
-        self._generation = generation
-
-    def ack(self) -> None:
-        self._owner.settle(self._tag, self._generation, False)
-
-    def requeue(self) -> None:
-        self._owner.settle(self._tag, self._generation, True)
-
-    def __repr__(self) -> str:
-        return f"<Delivery {self._tag} of {self._owner.purpose}>"
-
-
-class ConsumerThread:
+class ConsumerThread(Acknowledgements):
     """A connection consuming ``queues`` for one listener, on its own thread.
 
     ``private`` names the queues that belong to this listener alone (fanout, reply): they are
@@ -99,26 +79,15 @@ class ConsumerThread:
         self._declared_once = False
         self._link: Link | None = None
         self._generation = 0
-        self._unsettled: set[int] = set()
-        self._commands: collections.deque[tuple[int, int, bool]] = collections.deque()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._wake_pending = False
-        self._pipe_lock = threading.Lock()
-        self._settle_lock = threading.Lock()
         self._ident: int | None = None
         # the delivery being read by the fast path: its tag, body size and body parts
         self._channel_id = 0
         self._d_tag: int | None = None
         self._d_size = 0
         self._d_parts: list[bytes] = []
-        self._acks: list[int] = []
         self._burst = False
         self._last_arrival = 0.0
-        prefetch = settings.amqp.prefetch
-        # never hold so many acks that a prefetch limit would stall the broker
-        self._ack_batch = max(1, min(256, prefetch // 2)) if prefetch else 256
+        self._init_acks(settings.amqp.prefetch)
         self._thread = threading.Thread(target=self._run, name=f"msgbus-kombu-{purpose}",
                                         daemon=True)
 
@@ -201,98 +170,6 @@ class ConsumerThread:
                 return False
             self._stop.wait(min(left, 0.25))
 
-    # acknowledgements
-    def settle(self, tag: int, generation: int, requeue: bool) -> None:
-        """Ack (or requeue) a delivery once; stale ones (from before a reconnect) are ignored."""
-        if self._no_ack:
-            return
-        if generation != self._generation:
-            LOG.debug("%s: ignoring settle of delivery %s from a lost connection (the broker "
-                      "requeued it)", self.purpose, tag)
-            return
-        if threading.get_ident() == self._ident:
-            try:
-                self._unsettled.remove(tag)
-            except KeyError:
-                return  # settled already
-            self._settle_now(tag, requeue)
-            return
-        with self._settle_lock:  # so that the thread never sees the tag in neither place
-            try:
-                self._unsettled.remove(tag)
-            except KeyError:
-                return
-            self._commands.append((generation, tag, requeue))
-        self._wake()
-
-    def _settle_now(self, tag: int, requeue: bool) -> None:
-        """Acks wait in a list until the thread is about to block (:meth:`_flush_acks`), so a
-        burst of deliveries is acknowledged with one frame; a requeue is sent at once."""
-        if not requeue:
-            self._acks.append(tag)
-            return
-        self._flush_acks()
-        self._write_settle(_REJECT, tag, 1)
-
-    def _flush_acks(self) -> None:
-        acks = self._acks
-        if not acks:
-            return
-        self._acks = []
-        top = max(acks)
-        if len(acks) > 1:
-            unsettled = self._unsettled
-            with self._settle_lock:  # nothing older may still be open or queued for a requeue
-                whole = not self._commands and len(unsettled) < 64 and \
-                    not any(t < top for t in unsettled)
-            if whole:
-                self._write_settle(_ACK, top, 1)  # multiple: every delivery up to ``top``
-                return
-        for tag in acks:
-            self._write_settle(_ACK, tag, 0)
-
-    def _write_settle(self, method: int, tag: int, flag: int) -> None:
-        link = self._link
-        if link is None:
-            return
-        try:
-            # Basic.Ack(tag, multiple) or Basic.Reject(tag, requeue): one small frame
-            link.write(struct.pack(">BHIHHQBB", 1, self._channel_id, 13, 60, method, tag, flag,
-                                   0xCE))
-        except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
-            LOG.info("%s: could not settle delivery %s (%s); the broker will redeliver it",
-                     self.purpose, tag, exc)
-
-    def _run_commands(self) -> None:
-        commands = self._commands
-        while commands:
-            generation, tag, requeue = commands.popleft()
-            if generation == self._generation:
-                self._settle_now(tag, requeue)
-
-    def _wake(self) -> None:
-        if self._wake_pending:
-            return
-        self._wake_pending = True
-        with self._pipe_lock:
-            if self._wake_w < 0:
-                return
-            try:
-                os.write(self._wake_w, b"!")
-            except OSError as exc:
-                if exc.errno != errno.EAGAIN:
-                    raise
-
-    def _clear_wake(self) -> None:
-        # Empty the pipe first, then allow new wake-ups: commands queued in between are run
-        # by the loop right after this, so none is left waiting without a wake-up.
-        try:
-            while os.read(self._wake_r, 512):
-                pass
-        except OSError:
-            pass
-        self._wake_pending = False
-
     # deliveries
     def _hook(self, frame_type: int, channel: int, payload: bytes,
               _unpack: Any = struct.unpack_from) -> bool:
@@ -354,6 +231,7 @@ class ConsumerThread:
     def _run(self) -> None:
         self._ident = threading.get_ident()
         delays = reconnect_delays(self._settings.amqp)
+        failures = 0  # in a row, for the log: the first, then one in _LOG_EVERY
         try:
             while not self._stopping():
                 try:
@@ -363,8 +241,11 @@ class ConsumerThread:
                     if self._handle_setup_error(exc):
                         return
                     delay = next(delays)
-                    LOG.error("%s: cannot consume from the AMQP broker at %s: %s; retrying in "
-                              "%.1fs", self.purpose, self._connector.describe(), exc, delay)
+                    failures += 1
+                    LOG.log(logging.ERROR if failures % _LOG_EVERY == 1 else logging.DEBUG,
+                            "%s: cannot consume from the AMQP broker at %s: %s; retrying in "
+                            "%.1fs (attempt %d)", self.purpose, self._connector.describe(), exc,
+                            delay, failures)
                     self._attempted.set()
                     if self._wait(delay):
                         return
@@ -376,6 +257,7 @@ class ConsumerThread:
                     if self._wait(delay):
                         return
                     continue
+                failures = 0
                 if self._ready.is_set():
                     LOG.info("%s: consuming again from %s after reconnecting", self.purpose,
                              link.endpoint.describe())
@@ -561,47 +443,6 @@ class ConsumerThread:
             LOG.info("%s: could not delete private queues: %s", self.purpose, exc)
         finally:
             link.close()
-
-    def _all_settled(self) -> bool:
-        with self._settle_lock:
-            return not self._unsettled and not self._commands
-
-    def _linger(self, link: Link) -> None:
-        """Send the acks of deliveries settled by other threads, waiting for them a while."""
-        self._run_commands()
-        self._flush_acks()
-        if self._no_ack or self._all_settled():
-            return
-        deadline = time.monotonic() + self._settings.kombu.listener_drain_timeout
-        poller = select.poll()
-        poller.register(link.sock.fileno(), select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        while True:
-            self._run_commands()
-            self._flush_acks()
-            left = deadline - time.monotonic()
-            if left <= 0 or self._all_settled():
-                break
-            for fd, _ in poller.poll(min(left, 1.0) * 1000.0):
-                if fd == self._wake_r:
-                    self._clear_wake()
-                else:
-                    link.read_frame()
-        if self._unsettled:
-            LOG.warning("%s: %d deliveries were not settled within %.0fs of stopping; they go "
-                        "back to their queue", self.purpose, len(self._unsettled),
-                        self._settings.kombu.listener_drain_timeout)
-
-    def _close_pipe(self) -> None:
-        with self._pipe_lock:
-            fds = (self._wake_r, self._wake_w)
-            self._wake_r = self._wake_w = -1
-            for fd in fds:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-
 
 class KombuListener(Listener):
     """What ``listen`` and ``listen_for_notifications`` return: one consumer thread."""

@@ -25,8 +25,9 @@ from typing import Callable
 from msgbus.driver.amqp import ExchangeSpec, QueueSpec
 from msgbus.driver.held_casts import Held, HeldCasts
 from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable, MessagingTimeout
-from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, LINK_ERRORS, ConnectFailed,
-                                     Connector, RetryBudget, Stopped)
+from msgbus_kombu.connection import (LINK_ERRORS, ConnectFailed, Connector, RetryBudget,
+                                     Stopped)
+from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS
 from msgbus_kombu.frames import properties_bytes
 from msgbus_kombu.keeper import SlotKeeper
 from msgbus_kombu.options import Settings
@@ -302,9 +303,10 @@ class PublisherPool:
             again = budget.failed()
         except Stopped:
             raise MessageDeliveryFailure("the transport was closed while sending") from None
-        if again:
-            LOG.warning("sending to %s failed (%s); try %d, retrying", where, exc,
-                        budget.failures + 1)
+        if again:  # (the first failure of a send is a warning; its retries are not news)
+            LOG.log(logging.WARNING if budget.failures == 1 else logging.DEBUG,
+                    "sending to %s failed (%s); try %d, retrying", where, exc,
+                    budget.failures + 1)
             return
         if budget.deadline is not None and time.monotonic() >= budget.deadline:
             raise MessagingTimeout(

@@ -23,8 +23,8 @@ from typing import Any, Callable, NamedTuple
 
 from msgbus.driver.amqp import ExchangeSpec, QueueSpec, pop_confirmed
 from msgbus.driver.held_casts import Held
-from msgbus_kombu.connection import (CHANNEL_ERRORS, CONNECTION_ERRORS, LINK_ERRORS, Connector,
-                                     Link)
+from msgbus_kombu.connection import LINK_ERRORS, Connector
+from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link
 from msgbus_kombu.frames import ACK_PREFIX, publish_frames
 
 LOG = logging.getLogger(__name__)
