@@ -212,9 +212,10 @@ class PikaDriver(Driver):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop listeners; give casts on their way and held casts a last chance (bounded by
-        ``shutdown_timeout``, and not at all while the broker refuses connections); then close
-        the sending connection, which fails every send still waiting at once."""
+        """Fail the sends that threads wait for at once (TransportClosedError); stop listeners;
+        give casts on their way and held casts a last chance (bounded by ``shutdown_timeout``,
+        and not at all while the broker refuses connections); then close the sending
+        connection."""
         with self._lock:
             if self._closed:
                 return
@@ -222,6 +223,8 @@ class PikaDriver(Driver):
             listeners = list(self._listeners)
             publisher, self._publisher = self._publisher, None
             resender, self._resender = self._resender, None
+        if publisher is not None:
+            publisher.connection.call_soon(publisher.release_waiters)
         for listener in listeners:
             try:
                 listener.close()

@@ -215,9 +215,12 @@ class IoConnection:
         self.call_soon(run)
         return future
 
-    def close(self, timeout: float | None = None) -> None:
-        """Close the connection and end the I/O thread (waits up to ``timeout`` for both)."""
+    def close(self, timeout: float | None = None, join: float | None = None) -> None:
+        """Close the connection and end the I/O thread: the broker gets up to ``timeout``
+        seconds to confirm, and this waits up to ``join`` seconds (default ``timeout`` + 1) for
+        the thread to end."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        join = timeout + 1.0 if join is None else join
         with self._lock:
             already = self._closed
             self._closed = True
@@ -226,10 +229,11 @@ class IoConnection:
             return
         if not already:
             self.call_soon(lambda: self._shutdown(timeout))
-        if not self.in_loop_thread():
-            thread.join(timeout + 1.0)
+        if not self.in_loop_thread() and join > 0:
+            thread.join(join)
             if thread.is_alive():
-                LOG.warning("%s: I/O thread did not end within %.1fs", self.name, timeout + 1.0)
+                LOG.log(logging.WARNING if join >= timeout else logging.DEBUG,
+                        "%s: I/O thread did not end within %.1fs", self.name, join)
 
     # -- I/O thread (or a thread inside try_run_now) -------------------------------------------
 

@@ -10,6 +10,10 @@ from msgbus_pika.consumer import QueueConsumer
 from msgbus_pika.io_connection import IoConnection
 
 
+#: How long a listener that failed to start waits for its I/O thread to end (seconds).
+_ABANDON_JOIN = 0.2
+
+
 class PikaListener(Listener):
     """Owns one connection (and its I/O thread); stopping it deletes its private queues.
 
@@ -41,7 +45,7 @@ class PikaListener(Listener):
         try:
             self._consumer.start(deadline, late)
         except BaseException:
-            self.close()
+            self._abandon()
             raise
 
     def stop(self) -> None:
@@ -52,6 +56,14 @@ class PikaListener(Listener):
             self._stopped = True
         if not self._consumer.stop(self._conn.settings.shutdown_timeout):
             self._conn.close()
+
+    def _abandon(self) -> None:
+        """Give up a listener that could not start by its deadline, without waiting for the
+        broker any longer (it may be frozen): the I/O thread closes the connection in the
+        background, and its queues, if some were made, expire (``x-expires``) or stay shared."""
+        with self._lock:
+            self._stopped = True
+        self._conn.close(join=_ABANDON_JOIN)
 
     def close(self) -> None:
         """Stop, then close the connection and end its I/O thread now."""

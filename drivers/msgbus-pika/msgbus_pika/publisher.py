@@ -100,17 +100,31 @@ class Publisher:
             else:
                 self._waiting.append(job)
 
+    def _pending(self) -> list[PublishJob]:
+        return [*self._inflight.values(), *self._waiting,
+                *(job for jobs in self._declaring.values() for job in jobs)]
+
+    def _closed_error(self, job: PublishJob) -> TransportClosedError:
+        return TransportClosedError(f"transport closed before the broker at "
+                                    f"{self._conn.address} confirmed the message to "
+                                    f"{job.describe()}")
+
+    def release_waiters(self) -> None:
+        """The transport is closing: fail at once every send whose thread waits for it (the
+        broker may be slow or gone); publishes nobody waits for (pipelined casts, held casts
+        sent again) keep their chance until the connection closes."""
+        for job in self._pending():
+            if job.on_settled is None:
+                job.fail(self._closed_error(job))  # settled jobs are skipped from now on
+
     def on_closing(self) -> None:
         self._closed = True
-        jobs = [*self._inflight.values(), *self._waiting,
-                *(job for jobs in self._declaring.values() for job in jobs)]
+        jobs = self._pending()
         self._inflight.clear()
         self._waiting.clear()
         self._declaring.clear()
         for job in jobs:
-            job.fail(TransportClosedError(
-                f"transport closed before the broker at {self._conn.address} confirmed the "
-                f"message to {job.describe()}"))
+            job.fail(self._closed_error(job))
 
     # -- I/O thread: channel ------------------------------------------------------------------
 
