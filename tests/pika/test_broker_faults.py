@@ -25,7 +25,7 @@ from fault_helpers import (SLACK, Caller, beam_pid, private_queues, reply_queue_
 from pika_helpers import OPTION_SETS, Closer, Echo, LogCapture, unique
 
 import msgbus
-from msgbus.exceptions import MessageDeliveryFailure, MessagingTimeout
+from msgbus.exceptions import MessageDeliveryFailure, MessagingTimeout, TransportClosedError
 from msgbus.testing import rabbitmq
 from msgbus.testing.harness import check_oversized_refused
 
@@ -235,3 +235,48 @@ class TestHeartbeats:
         finally:
             os.kill(pid, signal.SIGCONT)
         assert client.call({}, "echo", value="after") == "after"
+
+    def test_closing_releases_sends_waiting_for_a_frozen_broker(self, closer: Closer,
+                                                               node: rabbitmq.RabbitNode) -> None:
+        transport = msgbus.get_rpc_transport(url=url_via(node.netloc))
+        closer.add(transport.cleanup)
+        client = msgbus.get_rpc_client(transport, msgbus.Target(topic=unique("frozen-close")),
+                                       retry=3)
+        client.cast({}, "note", value="connected")
+        pid = beam_pid(node)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                waiting = pool.submit(client.cast, {}, "note", value="never confirmed")
+                done, _ = concurrent.futures.wait([waiting], timeout=0.3)
+                assert not done
+                start = time.monotonic()
+                closing = pool.submit(transport.cleanup)
+                with pytest.raises(TransportClosedError):
+                    waiting.result(1.0)
+                assert time.monotonic() - start < 1.0
+                os.kill(pid, signal.SIGCONT)
+                closing.result(30)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def test_listen_and_first_call_end_by_their_deadline(self, closer: Closer,
+                                                         node: rabbitmq.RabbitNode) -> None:
+        """Against a frozen broker (TCP connects, AMQP never answers): a server start and the
+        first call of a fresh transport fail by their deadlines, not pika's own timeouts."""
+        target = msgbus.Target(topic=unique("frozen-start"), server="s", exchange="openstack")
+        pid = beam_pid(node)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            driver = closer.transport(url_via(node.netloc)).driver
+            start = time.monotonic()
+            with pytest.raises(MessageDeliveryFailure, match=str(node.port)):
+                driver.listen(target, lambda m: None, deadline=start + 1.0)
+            assert time.monotonic() - start < 1.0 + SLACK
+            client = msgbus.get_rpc_client(closer.transport(url_via(node.netloc)), target,
+                                           timeout=1.0)
+            result, took, _ = timed(client.call, {}, "echo", value="x")
+            assert isinstance(result, MessagingTimeout), result
+            assert took < 1.0 + SLACK, took
+        finally:
+            os.kill(pid, signal.SIGCONT)
