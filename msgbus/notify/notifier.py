@@ -43,11 +43,36 @@ def get_notification_transport(conf: cfg.ConfigOpts | None = None,
 
 
 def _context_for_wire(ctxt: Any) -> Any:
-    """A context with secrets removed when it knows how (oslo.context's ``redacted_copy``)."""
+    """What of a context a notification carries: oslo.messaging's rule, so that no token is
+    broadcast to every consumer of the notification bus.
+
+    None or a plain ``dict`` (exactly ``dict``, not a subclass) carries nothing: ``{}``. Any other
+    context carries only what its ``redacted_copy()`` returns (oslo.context's ``RequestContext``
+    drops its tokens there); a context without one carries nothing either, with a warning (once
+    per class).
+    """
+    if ctxt is None or type(ctxt) is dict:
+        return {}
     redacted_copy = getattr(ctxt, "redacted_copy", None)
-    if callable(redacted_copy):
+    if not callable(redacted_copy):
+        _warn_unredactable(type(ctxt), "it has no redacted_copy() method")
+        return {}
+    try:
         return redacted_copy()
-    return ctxt
+    except Exception as exc:
+        _warn_unredactable(type(ctxt), f"its redacted_copy() raised {type(exc).__name__}: {exc}")
+        return {}
+
+
+_UNREDACTABLE: set[type] = set()
+
+
+def _warn_unredactable(cls: type, why: str) -> None:
+    if cls in _UNREDACTABLE:
+        return
+    _UNREDACTABLE.add(cls)
+    LOG.warning("notifications with a %s.%s context are sent without their context: %s",
+                cls.__module__, cls.__qualname__, why)
 
 
 class Notifier:
@@ -107,8 +132,8 @@ class Notifier:
         if not self._drivers:
             return
         try:
+            wire_payload = self._serializer.serialize_entity(ctxt, payload)
             wire_ctxt = _context_for_wire(ctxt)
-            wire_payload = self._serializer.serialize_entity(wire_ctxt, payload)
             ctxt_dict = self._serializer.serialize_context(wire_ctxt) or {}
             msg = notification.build(self.publisher_id, event_type, priority, wire_payload)
         except Exception as exc:

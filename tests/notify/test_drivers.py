@@ -29,10 +29,10 @@ def test_log_driver_logs_at_the_matching_level(transport: Transport,
                                                caplog: pytest.LogCaptureFixture,
                                                method: str, level: int) -> None:
     notifier = Notifier(transport, "svc", driver="log")
-    with caplog.at_level(logging.DEBUG, logger="msgbus.notification"):
+    with caplog.at_level(logging.DEBUG, logger="oslo.messaging.notification"):
         getattr(notifier, method)({}, "compute.instance.create", {"id": 1})
-    [record] = [r for r in caplog.records if r.name.startswith("msgbus.notification")]
-    assert record.name == "msgbus.notification.compute.instance.create"
+    [record] = [r for r in caplog.records if r.name.startswith("oslo.messaging.notification")]
+    assert record.name == "oslo.messaging.notification.compute.instance.create"
     assert record.levelno == level
     logged = json.loads(record.getMessage())
     assert logged["payload"] == {"id": 1} and logged["publisher_id"] == "svc"
@@ -40,7 +40,7 @@ def test_log_driver_logs_at_the_matching_level(transport: Transport,
 
 def test_log_driver_masks_secrets(transport: Transport,
                                   caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="msgbus.notification"):
+    with caplog.at_level(logging.INFO, logger="oslo.messaging.notification"):
         Notifier(transport, "svc", driver="log").info(
             {}, "user.create", {"name": "bob", "password": "hunter2",
                                 "nested": [{"auth_token": "t0k"}]})

@@ -179,9 +179,9 @@ def test_msgbus_notifier_to_oslo_listener(side: Side, recorder: Recorder, driver
     side.oslo_listener(topic, [Endpoint(recorder)])
     notifier = Notifier(side.msgbus_transport(), publisher_id="msgbus.host1", driver=driver,
                         topics=[topic])
+    ctxt = oslo_context.RequestContext(user_id="u2", project_id="t2", auth_token="tok-SECRET")
     for priority in PRIORITIES:
-        getattr(notifier, priority)({"user_id": "u2", "tenant": "t2"}, f"msgbus.{priority}",
-                                    {"priority": priority})
+        getattr(notifier, priority)(ctxt, f"msgbus.{priority}", {"priority": priority})
     events = recorder.wait_count(len(PRIORITIES))
     assert sorted(e["priority"] for e in events) == sorted(PRIORITIES)
     for event in events:
@@ -189,6 +189,7 @@ def test_msgbus_notifier_to_oslo_listener(side: Side, recorder: Recorder, driver
         assert event["event_type"] == f"msgbus.{event['priority']}"
         assert event["payload"] == {"priority": event["priority"]}
         assert event["ctxt"].get("user_id", event["ctxt"].get("user")) == "u2"
+        assert "tok-SECRET" not in repr(event["ctxt"])  # redacted as oslo.messaging does
         assert str(uuid.UUID(event["metadata"]["message_id"]))
         assert re.match(TIMESTAMP_RE, event["metadata"]["timestamp"])
 

@@ -21,6 +21,19 @@ from msgbus.notify.message import TIMESTAMP_FORMAT, utc_timestamp
 from msgbus.transport import NotificationTransport, Transport
 
 
+class Ctx:
+    """A request context as oslo.context's: ``to_dict()`` and ``redacted_copy()`` (no token)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.values = values
+
+    def redacted_copy(self) -> "Ctx":
+        return Ctx(**{k: v for k, v in self.values.items() if k != "auth_token"})
+
+    def to_dict(self) -> dict:
+        return dict(self.values)
+
+
 def raw_bodies(transport: Transport, queue: str, count: int) -> list[bytes]:
     """The first ``count`` bodies on a fake broker queue, read raw (no listener involved)."""
     broker = msgbus.fake.broker_for(transport)
@@ -44,7 +57,7 @@ def raw_bodies(transport: Transport, queue: str, count: int) -> list[bytes]:
 
 def test_v2_body_is_the_oslo_envelope(transport: Transport) -> None:
     Notifier(transport, "compute.host1", driver="messagingv2", topics=["notes"]).info(
-        {"user_id": "u1", "request_id": "req-1"}, "compute.instance.create", {"id": 7})
+        Ctx(user_id="u1", request_id="req-1"), "compute.instance.create", {"id": 7})
     [body] = raw_bodies(transport, "notes.info", 1)
     outer = json.loads(body)
     assert set(outer) == {"oslo.version", "oslo.message"}
@@ -202,24 +215,88 @@ def test_retry_reaches_the_transport(transport: Transport) -> None:
     assert seen == [("t.info", None), ("t.debug", 2)]
 
 
-def test_context_is_redacted_when_it_knows_how(transport: Transport) -> None:
-    class Ctx:
-        def __init__(self, **values: Any) -> None:
-            self.values = values
-
-        def redacted_copy(self) -> "Ctx":
-            return Ctx(**{k: v for k, v in self.values.items() if k != "auth_token"})
-
-        def to_dict(self) -> dict:
-            return dict(self.values)
+def test_context_is_redacted_as_oslo_messaging_does(transport: Transport,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Only what ``redacted_copy()`` returns is sent; a plain dict or None sends {}; a context
+    that cannot be redacted sends {} with a warning (once per class)."""
+    class NoRedaction(dict):
+        pass
 
     notifier = Notifier(transport, "p", driver="test")
     notifier.info(Ctx(user="bob", auth_token="secret"), "e", 1)
-    assert notifier.drivers["test"].notifications[0].ctxt == {"user": "bob"}
-    notifier.info({"user": "alice"}, "e", 2)  # a plain dict context is sent as it is
-    assert notifier.drivers["test"].notifications[1].ctxt == {"user": "alice"}
+    notifier.info({"user": "alice", "auth_token": "secret"}, "e", 2)
     notifier.info(None, "e", 3)
-    assert notifier.drivers["test"].notifications[2].ctxt == {}
+    with caplog.at_level(logging.WARNING, logger="msgbus.notify.notifier"):
+        notifier.info(NoRedaction(user="carol", auth_token="secret"), "e", 4)
+        notifier.info(NoRedaction(user="carol", auth_token="secret"), "e", 5)
+    assert [n.ctxt for n in notifier.drivers["test"].notifications] == \
+        [{"user": "bob"}, {}, {}, {}, {}]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "msgbus.notify.notifier"]
+    assert len(warnings) == 1 and "NoRedaction" in warnings[0] and "redacted_copy" in warnings[0]
+
+
+def test_an_auth_token_never_reaches_a_listener(transport: Transport) -> None:
+    """Through the broker to a listener, with every kind of context: no token on the wire."""
+    from oslo_context import context as oslo_context
+
+    from msgbus.notify import get_notification_listener
+    received: list[Any] = []
+    done = threading.Event()
+
+    class Endpoint:
+        def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
+                 metadata: dict) -> None:
+            received.append(ctxt)
+            if len(received) == 4:
+                done.set()
+
+    listener = get_notification_listener(transport, [msgbus.Target(topic="tokens")],
+                                         [Endpoint()])
+    listener.start()
+    try:
+        notifier = Notifier(transport, "p", driver="messagingv2", topics=["tokens"])
+        for ctxt in ({"user": "u", "auth_token": "tok-1"}, Ctx(user="u", auth_token="tok-2"),
+                     oslo_context.RequestContext(user_id="u", auth_token="tok-3"),
+                     oslo_context.RequestContext(user_id="u", auth_token="tok-4").to_dict()):
+            notifier.info(ctxt, "e", 1)
+        assert done.wait(10)
+    finally:
+        listener.stop()
+        listener.wait()
+    assert "tok-" not in json.dumps(received)
+    assert received[1] == {"user": "u"} and received[2]["user"] == "u"
+
+
+def test_contexts_reach_drivers_as_they_reach_oslo_messaging_s() -> None:
+    """The same contexts through oslo.messaging's Notifier and its test driver."""
+    import oslo_messaging
+    from oslo_config import cfg
+    from oslo_context import context as oslo_context
+
+    conf = cfg.ConfigOpts()
+    oslo_transport = oslo_messaging.get_notification_transport(conf, url="fake:/")
+    oslo_notifier = oslo_messaging.Notifier(oslo_transport, "p", driver="test")
+    from oslo_messaging.notify import _impl_test
+    contexts = [{"user": "u", "auth_token": "t"}, None, Ctx(user="u", auth_token="t"),
+                oslo_context.RequestContext(user_id="u1", auth_token="t0k3n", request_id="r")]
+    msgbus.fake.reset()
+    transport = get_notification_transport(url="fake:/")
+    try:
+        ours = Notifier(transport, "p", driver="test")
+        for ctxt in contexts:
+            _impl_test.reset()
+            oslo_notifier.info(ctxt, "e", 1)
+            [(oslo_ctxt, *_)] = _impl_test.NOTIFICATIONS
+            ours.drivers["test"].reset()
+            ours.info(ctxt, "e", 1)
+            sent = ours.drivers["test"].notifications[0].ctxt
+            as_dict = oslo_ctxt.to_dict() if hasattr(oslo_ctxt, "to_dict") else oslo_ctxt
+            assert sent == as_dict
+            assert "t0k3n" not in json.dumps(sent) and not sent.get("auth_token")
+    finally:
+        transport.cleanup()
+        oslo_transport.cleanup()
+        msgbus.fake.reset()
 
 
 def test_notification_transport_url_falls_back_to_rpc_url() -> None:
@@ -260,7 +337,7 @@ def test_test_driver_records_and_resets(transport: Transport) -> None:
     notifier = Notifier(transport, "p", driver="test")
     driver = notifier.drivers["test"]
     assert isinstance(driver, TestDriver)
-    notifier.info({"a": 1}, "first", {"n": 1})
+    notifier.info(Ctx(a=1), "first", {"n": 1})
     notifier.error({}, "second", None)
     assert driver.event_types() == ["first", "second"]
     first = driver.notifications[0]

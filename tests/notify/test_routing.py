@@ -63,7 +63,7 @@ def test_notifications_reach_the_routed_drivers(routed: Transport,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     notifier = Notifier(routed, "p", driver="routing", topics=["routed"])
     test = notifier.drivers["routing"].drivers["test"]
-    with caplog.at_level(logging.ERROR, logger="msgbus.notification"):
+    with caplog.at_level(logging.ERROR, logger="oslo.messaging.notification"):
         notifier.info({}, "compute.instance.create", 1)
         notifier.info({}, "image.upload", 2)
         notifier.error({}, "image.fail", 3)

@@ -1,7 +1,8 @@
 """The ``log`` notifier driver: each notification becomes a log record of matching level.
 
-Records go to the logger ``msgbus.notification.<event_type>`` as one line of JSON, with the values
-of password-like keys masked.
+Records go to the logger ``oslo.messaging.notification.<event_type>`` (oslo.messaging's name,
+which deployments' logging configurations route on) as one line of JSON, with the values of
+password-like keys masked.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from msgbus.notify.driver import NotifierDriver
 __all__ = ["LogDriver", "LOGGER_BASE", "mask_secrets"]
 
 #: Parent logger of the records this driver writes.
-LOGGER_BASE = "msgbus.notification"
+LOGGER_BASE = "oslo.messaging.notification"
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "audit": logging.INFO,
            "sample": logging.DEBUG, "warn": logging.WARNING, "warning": logging.WARNING,
