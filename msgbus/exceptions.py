@@ -114,7 +114,7 @@ class UnsupportedVersion(RPCDispatcherError):
 class RPCVersionCapError(MessagingException):
     """The requested version is above the client's version cap; nothing was sent."""
 
-    def __init__(self, version: str, version_cap: str) -> None:
+    def __init__(self, version: str | None, version_cap: str | None) -> None:
         super().__init__(f"Requested message version, {version} is incompatible. It needs to be "
                          f"equal in major version and less than or equal in minor version as the "
                          f"specified version cap {version_cap}.")

@@ -12,13 +12,14 @@ from typing import Any
 
 from msgbus.driver.base import IncomingMessage, Listener
 from msgbus.driver.loader import load_executor_class
-from msgbus.exceptions import MessagingServerError, ServerListenError
+from msgbus.exceptions import ExecutorLoadFailure, MessagingServerError, ServerListenError
 from msgbus.executors.base import Executor
 from msgbus.transport import Transport
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["MessageHandlingServer", "MessagingServerError", "ServerListenError"]
+__all__ = ["MessageHandlingServer", "MessagingServerError", "ServerListenError",
+           "ExecutorLoadFailure"]
 
 
 class MessageHandlingServer:

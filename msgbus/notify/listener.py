@@ -42,11 +42,6 @@ class NotificationServerBase(MessageHandlingServer):
                  executor: str | type[Executor] = "threading", allow_requeue: bool = False,
                  pool: str | None = None) -> None:
         targets = list(targets)
-        if not targets:
-            raise InvalidTarget("At least one target is required for a notification listener",
-                                targets)
-        for target in targets:
-            target.require("topic", why="for a notification listener's target")
         if not dispatcher.supported_priorities:
             raise MessagingServerError(
                 "no notification endpoint has a method named after a priority (audit, debug, "
@@ -66,6 +61,16 @@ class NotificationServerBase(MessageHandlingServer):
                         "to requeue will be acknowledged (and lost) instead",
                         transport.url.transport)
         self._dedup = Deduplicator(self.conf.rpc_duplicate_window)
+
+    def start(self, override_pool_size: int | None = None) -> None:
+        """Begin consuming. The targets are checked here (a topic each), not when the listener
+        is built: as with oslo.messaging, ``start()`` raises InvalidTarget."""
+        if not self.targets:
+            raise InvalidTarget("At least one target is required for a notification listener",
+                                self.targets)
+        for target in self.targets:
+            target.require("topic", why="for a notification listener's target")
+        super().start(override_pool_size)
 
     def listen_targets(self) -> list[Target]:
         """The ``<topic>.<priority>`` targets consumed: every target by every priority handled."""

@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["Notifier", "get_notification_transport"]
+__all__ = ["Notifier", "get_notification_transport", "Driver"]
+
+#: oslo.messaging's name of the notifier driver base class (``oslo_messaging.notify.notifier``).
+Driver = NotifierDriver
 
 _UNSET: Any = object()
 

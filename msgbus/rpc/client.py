@@ -11,15 +11,17 @@ from typing import Any
 from msgbus import envelope
 from msgbus.driver.base import Capability
 from msgbus.exceptions import (ClientSendError, InvalidTarget, MessageUndeliverable,
-                               MessagingException, MessagingTimeout, RPCVersionCapError)
-from msgbus.rpc.versions import version_is_compatible
+                               MessagingException, MessagingTimeout, RemoteError,
+                               RPCVersionCapError)
+from msgbus.rpc.versions import check_version, version_allowed
 from msgbus.serializer import NoOpSerializer, Serializer
 from msgbus.target import Target
 from msgbus.transport import Transport, TransportOptions
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["RPCClient", "get_rpc_client"]
+# oslo.messaging's names in its rpc.client module (its users import the errors from there too)
+__all__ = ["RPCClient", "get_rpc_client", "ClientSendError", "RPCVersionCapError", "RemoteError"]
 
 _UNSET: Any = object()
 
@@ -68,7 +70,11 @@ class _CallContext:
                 timeout: float | None = _UNSET, version_cap: str | None = _UNSET,
                 retry: int | None = _UNSET, call_monitor_timeout: float | None = _UNSET,
                 transport_options: TransportOptions | None = _UNSET) -> "_CallContext":
-        """A copy of this client with some target fields or options replaced."""
+        """A copy of this client with some target fields or options replaced.
+
+        An unparsable ``version`` raises MessagingException here, as with oslo.messaging."""
+        if version is not _UNSET:
+            check_version(version)
         changes = {k: v for k, v in dict(exchange=exchange, topic=topic, namespace=namespace,
                                          version=version, server=server,
                                          fanout=fanout).items() if v is not _UNSET}
@@ -80,14 +86,17 @@ class _CallContext:
                             pick(transport_options, self.transport_options))
 
     def can_send_version(self, version: str | None = _UNSET) -> bool:
-        """Whether ``version`` (default: the target's) is within the version cap."""
-        version = self.target.version if version is _UNSET else version
-        return (not self.version_cap or not version
-                or version_is_compatible(self.version_cap, version))
+        """Whether a message at ``version`` (default: the target's) may be sent under the
+        version cap. As oslo.messaging: True without a cap; with a cap, False for no version."""
+        if version is _UNSET:
+            version = self.target.version
+        else:
+            check_version(version)
+        return version_allowed(self.version_cap, version)
 
     def _check_version_cap(self) -> None:
         version = self.target.version
-        if self.version_cap and version and not version_is_compatible(self.version_cap, version):
+        if not version_allowed(self.version_cap, version):
             raise RPCVersionCapError(version=version, version_cap=self.version_cap)
 
     def _message(self, ctxt: Any, method: str, kwargs: dict) -> dict:

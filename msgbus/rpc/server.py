@@ -12,7 +12,8 @@ from msgbus.exceptions import (ExpectedException, MessageDeliveryFailure,
                                RPCDispatcherError, UnsupportedVersion)
 from msgbus.executors.base import Executor
 from msgbus.recent_ids import RecentIds
-from msgbus.rpc.dispatcher import RPCAccessPolicyBase, RPCDispatcher
+from msgbus.rpc.dispatcher import (RPCAccessPolicyBase, RPCDispatcher, expected_exceptions,
+                                   expose)
 from msgbus.rpc.heartbeat import HeartbeatScheduler
 from msgbus.serializer import Serializer
 from msgbus.server import MessageHandlingServer
@@ -21,7 +22,7 @@ from msgbus.transport import Transport
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["RPCServer", "get_rpc_server"]
+__all__ = ["RPCServer", "get_rpc_server", "expected_exceptions", "expose"]  # as oslo's rpc.server
 
 _MIN_HEARTBEAT_INTERVAL = 0.05
 
@@ -35,13 +36,18 @@ class RPCServer(MessageHandlingServer):
 
     def __init__(self, transport: Transport, target: Target, dispatcher: RPCDispatcher,
                  executor: str | type[Executor] = "threading") -> None:
-        target.require("topic", "server", why="for an RPC server's target")
         super().__init__(transport, executor)
         self.target = target
         self.dispatcher = dispatcher
         self._recent = RecentIds(self.conf.rpc_duplicate_window)
         self._heartbeats = HeartbeatScheduler()
         self._send_tb = self.conf.rpc_send_remote_traceback
+
+    def start(self, override_pool_size: int | None = None) -> None:
+        """Begin consuming. The target is checked here (topic and server required), not when
+        the server is built: as with oslo.messaging, ``start()`` raises InvalidTarget."""
+        self.target.require("topic", "server", why="for an RPC server's target")
+        super().start(override_pool_size)
 
     def _create_listener(self) -> Listener:
         return self.transport.listen(self.target, self._on_incoming)

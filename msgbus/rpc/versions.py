@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from msgbus.exceptions import MessagingException
+
 
 def _parse(version: str) -> tuple[int, ...]:
     try:
@@ -20,3 +22,29 @@ def version_is_compatible(implemented: str, requested: str) -> bool:
     if imp[0] != req[0]:
         return False
     return imp[1:] >= req[1:]
+
+
+def check_version(version: str | None) -> None:
+    """Refuse a version a client may not be prepared with, as oslo.messaging does: it needs an
+    integer major and minor (and revision, when given); None (no version) is fine."""
+    if version is None:
+        return
+    try:
+        parts = str(version).split(".")
+        for part in parts[:3]:
+            int(part)
+        if len(parts) < 2:
+            raise ValueError
+    except ValueError:
+        raise MessagingException(f"Version must contain a major and minor integer. "
+                                 f"Got {version}") from None
+
+
+def version_allowed(version_cap: str | None, version: str | None) -> bool:
+    """Whether a message at ``version`` may be sent under ``version_cap`` (oslo.messaging's rule:
+    no cap allows everything; a cap refuses a message without a version)."""
+    if not version_cap:
+        return True
+    if version is None:
+        return False
+    return version_is_compatible(version_cap, version)

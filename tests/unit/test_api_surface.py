@@ -78,8 +78,10 @@ def test_set_transport_defaults_changes_control_exchange() -> None:
 def test_invalid_targets_name_the_missing_field() -> None:
     transport = msgbus.get_rpc_transport(url="fake://")
     try:
+        server = msgbus.get_rpc_server(transport, msgbus.Target(topic="t"), [])
         with pytest.raises(msgbus.InvalidTarget, match="server"):
-            msgbus.get_rpc_server(transport, msgbus.Target(topic="t"), [])
+            server.start()  # checked at start(), as oslo.messaging does
+        assert not server.running
         with pytest.raises(msgbus.InvalidTarget, match="topic"):
             msgbus.get_rpc_client(transport, msgbus.Target()).cast({}, "m")
     finally:
