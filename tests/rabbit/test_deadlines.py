@@ -170,6 +170,26 @@ class TestBrokerDown:
         assert took <= 1.5 + SLACK, f"{kind} took {took:.2f}s"
         assert proxy.netloc in str(info.value)
 
+    def test_closing_releases_a_send_waiting_for_a_frozen_broker(self) -> None:
+        with TcpProxy(PORT) as proxy:
+            transport = msgbus.get_rpc_transport(url=proxy.url)
+            driver = transport.driver
+            target = msgbus.Target(topic=unique("dl-frozen"), exchange="openstack")
+            try:
+                driver.send(target, b"{}", retry=3)  # (a retry budget: waits for its confirm)
+                assert proxy.freeze_all() >= 1
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    future = pool.submit(driver.send, target, b"{}", retry=3)
+                    with pytest.raises(concurrent.futures.TimeoutError):
+                        future.result(timeout=0.5)  # no confirm comes
+                    start = time.monotonic()
+                    transport.cleanup()
+                    with pytest.raises(msgbus.MessageDeliveryFailure, match="closed"):
+                        future.result(timeout=10)
+                    assert time.monotonic() - start < 3
+            finally:
+                transport.cleanup()
+
     def test_a_reply_to_a_missing_queue_is_refused_at_once(self, closer: Closer) -> None:
         driver = closer.transport().driver
         start = time.monotonic()

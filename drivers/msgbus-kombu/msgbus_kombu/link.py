@@ -228,6 +228,13 @@ class Link:
             LOG.debug("error closing connection to %s", self.endpoint.describe(), exc_info=True)
         _collect(self.kconn)
 
+    def interrupt(self) -> None:
+        """Shut the socket down (from any thread): a read blocked on it returns at once."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def abort(self) -> None:
         """Drop the connection without talking to the broker (it is broken)."""
         if self.closed:

@@ -38,6 +38,8 @@ LOG = logging.getLogger(__name__)
 _NOT_FOUND = 404
 #: Seconds that closing a transport waits for casts' last confirms (and held casts' last try).
 _FLUSH_TIMEOUT = 10.0
+#: Seconds that closing a transport lets sends still running finish before cutting their link.
+_BUSY_GRACE = 1.0
 #: Seconds a send waits for a slot the keeper borrowed before it opens another connection.
 _KEEPER_GRACE = 0.1
 
@@ -136,14 +138,16 @@ class PublisherPool:
     def slots(self) -> list[PublishSlot]:
         return list(self._slots)
 
-    @staticmethod
-    def _flush_and_close(slot: PublishSlot) -> None:
+    def _flush_and_close(self, slot: PublishSlot) -> None:
         if slot.outstanding:
             left = slot.flush(_FLUSH_TIMEOUT)
             if left:
                 LOG.error("%d cast(s) were not confirmed by the broker before the transport "
                           "closed: they may be lost", left)
         slot.close()
+        with self._cond:
+            slot.finished = True
+            self._cond.notify_all()
 
     def warm_up(self, exchange: ExchangeSpec | None = None) -> None:
         """Open the first send connection now (while a first call sets up its reply queue);
@@ -354,3 +358,20 @@ class PublisherPool:
                       "cast_hold_timeout or before closing", unrouted)
         for slot in idle:
             self._flush_and_close(slot)
+        self._release_busy()
+
+    def _release_busy(self) -> None:
+        """Sends still running when the transport closes get :data:`_BUSY_GRACE` to finish;
+        then the connections of those still waiting for the broker (e.g. a frozen one) are
+        cut, so that they fail at once instead of waiting for their deadline."""
+        with self._cond:
+            busy = [slot for slot in self._slots if not slot.finished]
+            if not busy:
+                return
+            self._cond.wait_for(lambda: all(slot.finished for slot in busy), _BUSY_GRACE)
+            stuck = [slot for slot in busy if not slot.finished]
+        for slot in stuck:
+            slot.interrupt()
+        if stuck:
+            LOG.info("closing: cut %d send connection(s) whose sender still waited for the "
+                     "broker", len(stuck))

@@ -107,6 +107,8 @@ class PublishSlot:
         self._returned: Returned | None = None
         #: pipelined casts to publish again (their connection failed or the broker nacked them)
         self.replay: list[InFlight] = []
+        #: set by the pool once the slot is closed for good (the transport closed)
+        self.finished = False
 
     # confirm bookkeeping (called while this slot's thread reads)
     def _settle(self, delivery_tag: int, multiple: bool, nack: bool) -> None:
@@ -192,6 +194,13 @@ class PublishSlot:
             self._setup_channel(link, None)
         except CONNECTION_ERRORS + CHANNEL_ERRORS:
             self.abort()
+
+    def interrupt(self) -> None:
+        """From another thread (closing): cut the connection, so that a sender blocked reading
+        from it fails at once; its own thread then aborts the slot."""
+        link = self.link
+        if link is not None:
+            link.interrupt()
 
     def abort(self) -> None:
         self._orphan()
