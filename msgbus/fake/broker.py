@@ -2,7 +2,9 @@
 
 It holds messages as bytes, delivers them from one thread per broker (as a real driver's I/O
 thread would), round-robins a queue's consumers, keeps messages for queues without consumers and
-drops messages routed nowhere. It exists for ``fake://`` and users' unit tests.
+drops messages routed nowhere. Like an AMQP broker, it remembers each consumer's deliveries until
+they are acknowledged or requeued, and gives the unsettled ones back to their queue when the
+consumer is released (its connection closed). It exists for ``fake://`` and users' unit tests.
 """
 
 from __future__ import annotations
@@ -20,35 +22,38 @@ LOG = logging.getLogger(__name__)
 class FakeMessage:
     """A delivery from the fake broker; ack and requeue are thread-safe."""
 
-    __slots__ = ("body", "_queue", "_broker", "_settled", "expires_at")
+    __slots__ = ("body", "_queue", "_broker", "_consumer", "_settled", "expires_at")
 
     def __init__(self, body: bytes, expires_at: float | None = None) -> None:
         self.body = body
         self.expires_at = expires_at
         self._queue: "FakeQueue | None" = None
         self._broker: "FakeBroker | None" = None
+        self._consumer: "Consumer | None" = None
         self._settled = False
 
     def ack(self) -> None:
-        self._settled = True
+        if self._broker is not None:
+            self._broker._settle(self, requeue=False)
+        else:
+            self._settled = True
 
     def requeue(self) -> None:
-        if self._settled or self._broker is None or self._queue is None:
-            return
-        self._settled = True
-        again = FakeMessage(self.body, self.expires_at)
-        self._broker._requeue(self._queue, again)
+        if self._broker is not None:
+            self._broker._settle(self, requeue=True)
 
 
 class Consumer:
     """One subscription to a queue."""
 
-    __slots__ = ("callback", "active", "busy")
+    __slots__ = ("callback", "active", "busy", "unsettled")
 
     def __init__(self, callback: Callable[[FakeMessage], None]) -> None:
         self.callback = callback
         self.active = True
         self.busy = 0
+        #: deliveries handed to this consumer and not yet acknowledged or requeued, in order
+        self.unsettled: dict[FakeMessage, None] = {}
 
 
 class FakeQueue:
@@ -124,11 +129,33 @@ class FakeBroker:
                 self._mark_ready(queue)
             return routed
 
-    def _requeue(self, queue: FakeQueue, message: FakeMessage) -> None:
+    def _settle(self, message: FakeMessage, requeue: bool) -> None:
+        """Acknowledge (or give back) a delivery; the first settlement wins."""
         with self._cond:
-            if self._queues.get(queue.name) is queue:
-                queue.messages.appendleft(message)
-                self._mark_ready(queue)
+            if message._settled:
+                return
+            message._settled = True
+            if message._consumer is not None:
+                message._consumer.unsettled.pop(message, None)
+            if requeue:
+                self._give_back(message)
+
+    def _give_back(self, message: FakeMessage) -> None:
+        # caller holds the lock: the delivery goes back to the head of its queue
+        queue = message._queue
+        if queue is not None and self._queues.get(queue.name) is queue:
+            queue.messages.appendleft(FakeMessage(message.body, message.expires_at))
+            self._mark_ready(queue)
+
+    def release(self, consumers: list[Consumer]) -> None:
+        """The consumers' connection is gone: their unsettled deliveries go back to their
+        queues (as a broker does when a channel closes); a later ack of one does nothing."""
+        with self._cond:
+            for consumer in consumers:
+                for message in reversed(consumer.unsettled):  # head of queue, in order
+                    message._settled = True
+                    self._give_back(message)
+                consumer.unsettled.clear()
 
     # consuming
     def consume(self, queue_name: str, callback: Callable[[FakeMessage], None]) -> Consumer:
@@ -178,6 +205,8 @@ class FakeBroker:
                 continue
             consumer = queue.consumers[next(queue.rr) % len(queue.consumers)]
             consumer.busy += 1
+            message._queue, message._broker, message._consumer = queue, self, consumer
+            consumer.unsettled[message] = None
             return consumer, message, queue
         return None
 
@@ -191,7 +220,6 @@ class FakeBroker:
                     self._cond.wait()
                     item = self._next_delivery()
             consumer, message, queue = item
-            message._queue, message._broker = queue, self
             try:
                 consumer.callback(message)
             except Exception:

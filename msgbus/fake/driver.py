@@ -40,6 +40,11 @@ class FakeListener(Listener):
         for name in self._private:
             self._broker.delete_queue(name)
 
+    def release(self) -> None:
+        """The driver is closing: deliveries not yet settled go back to their queues."""
+        self.stop()
+        self._broker.release(self._consumers)
+
 
 class FakeDriver(Driver):
     """An in-memory driver with the same topic, server and fanout semantics as RabbitMQ's."""
@@ -134,4 +139,4 @@ class FakeDriver(Driver):
         with self._lock:
             listeners, self._listeners = self._listeners, []
         for listener in listeners:
-            listener.stop()
+            listener.release()

@@ -20,62 +20,41 @@ from msgbus.target import Target
 
 
 class Delivery:
-    """A delivery whose settlement its driver keeps track of."""
+    """A fake broker delivery handed on as is: what a correct driver does."""
 
-    def __init__(self, message: FakeMessage, driver: SettlingFakeDriver) -> None:
+    def __init__(self, message: FakeMessage) -> None:
         self.body = message.body
         self.message = message
-        self.driver = driver
 
     def ack(self) -> None:
-        self.driver.settled(self)
         self.message.ack()
 
     def requeue(self) -> None:
-        self.driver.settled(self)
         self.message.requeue()
 
 
-class SettlingFakeDriver(FakeDriver):
-    """fake:// plus one trait of a real broker: a delivery that was neither acknowledged nor
-    requeued goes back to its queue when the driver that received it closes (as on AMQP when
-    a channel closes). A correct driver: it passes the driver-level scenarios."""
+class WrappingFakeDriver(FakeDriver):
+    """fake:// whose deliveries reach the callback through :attr:`delivery_class`. The fake
+    broker gives a delivery that was neither acknowledged nor requeued back to its queue when
+    the driver that received it closes (as AMQP does when a channel closes), so with the plain
+    :class:`Delivery` this is a correct driver: it passes the driver-level scenarios."""
 
     delivery_class: type[Delivery] = Delivery
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._settle_lock = threading.Lock()
-        self._unsettled: set[Delivery] = set()
-
-    def settled(self, delivery: Delivery) -> None:
-        with self._settle_lock:
-            self._unsettled.discard(delivery)
-
-    def _tracking(self, on_message: OnMessage) -> Any:
+    def _wrapping(self, on_message: OnMessage) -> Any:
         def deliver(message: FakeMessage) -> None:
-            delivery = self.delivery_class(message, self)
-            with self._settle_lock:
-                self._unsettled.add(delivery)
-            on_message(delivery)
+            on_message(self.delivery_class(message))
         return deliver
 
     def listen(self, target: Target, on_message: OnMessage, *,
                deadline: float | None = None) -> Listener:
-        return super().listen(target, self._tracking(on_message), deadline=deadline)
+        return super().listen(target, self._wrapping(on_message), deadline=deadline)
 
     def listen_for_notifications(self, targets: Sequence[Target], pool: str | None,
                                  on_message: OnMessage, *,
                                  deadline: float | None = None) -> Listener:
-        return super().listen_for_notifications(targets, pool, self._tracking(on_message),
+        return super().listen_for_notifications(targets, pool, self._wrapping(on_message),
                                                 deadline=deadline)
-
-    def close(self) -> None:
-        super().close()
-        with self._settle_lock:
-            left, self._unsettled = list(self._unsettled), set()
-        for delivery in left:
-            delivery.message.requeue()
 
 
 class NoopAckDelivery(Delivery):
@@ -83,7 +62,7 @@ class NoopAckDelivery(Delivery):
         """Broken on purpose: the broker never hears of it."""
 
 
-class NoopAckDriver(SettlingFakeDriver):
+class NoopAckDriver(WrappingFakeDriver):
     """``ack()`` does nothing: the delivery comes back when the driver closes."""
 
     delivery_class = NoopAckDelivery
@@ -94,7 +73,7 @@ class NoopRequeueDelivery(Delivery):
         """Broken on purpose: the message is not given back."""
 
 
-class NoopRequeueDriver(SettlingFakeDriver):
+class NoopRequeueDriver(WrappingFakeDriver):
     """``requeue()`` does nothing, although the driver declares REQUEUE."""
 
     delivery_class = NoopRequeueDelivery
@@ -153,7 +132,7 @@ class NotifyOnlyStoreAndForwardDriver(FakeDriver):
 
 #: The test-only URL schemes.
 DRIVERS: dict[str, type[FakeDriver]] = {
-    "settling": SettlingFakeDriver,
+    "settling": WrappingFakeDriver,
     "noopack": NoopAckDriver,
     "nooprequeue": NoopRequeueDriver,
     "earlylisten": EarlyListenDriver,
