@@ -176,3 +176,13 @@ def test_edited_urls_keep_their_passwords() -> None:
     url.hosts[0].hostname = "cell1"
     assert str(url) == "rabbit://nova:s%3Acret@cell1:5672/nova_cell1"
     assert TransportURL.parse(None, str(url)).hosts[0].password == "s:cret"
+
+
+def test_percent_encoded_host_names_are_decoded_and_encoded_again() -> None:
+    url = TransportURL.parse(None, "rabbit://[fe80::1%25eth0]:5672/")
+    assert url.hosts[0].hostname == "fe80::1%eth0"
+    assert str(url) == "rabbit://[fe80::1%25eth0]:5672/"
+
+
+def test_urls_with_other_options_are_not_equal() -> None:
+    assert TransportURL.parse(None, "rabbit://h/?ssl=1") != TransportURL.parse(None, "rabbit://h/")
