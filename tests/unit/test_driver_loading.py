@@ -60,6 +60,6 @@ def test_unknown_executor() -> None:
     try:
         with pytest.raises(msgbus.ExecutorLoadFailure, match="threading"):
             msgbus.get_rpc_server(transport, msgbus.Target(topic="t", server="s"), [],
-                                  executor="eventlet")
+                                  executor="gevent")
     finally:
         transport.cleanup()
