@@ -22,7 +22,8 @@ from msgbus.driver.base import OnMessage
 from msgbus.exceptions import MessageDeliveryFailure, MessagingException
 from msgbus_pika.acks import AckBatcher
 from msgbus_pika.declarations import bind_queue, declare_exchange, declare_queue
-from msgbus_pika.io_connection import IoConnection, State, describe_error
+from msgbus_pika.errors import describe_error
+from msgbus_pika.io_connection import IoConnection, State
 from msgbus_pika.message import PikaMessage
 
 LOG = logging.getLogger(__name__)

@@ -35,6 +35,7 @@ from pika.adapters.select_connection import SelectConnection
 
 from msgbus.driver.amqp import host_order, reconnect_delays
 from msgbus.transport_url import TransportHost
+from msgbus_pika.errors import describe_error
 from msgbus_pika.io_loop import LockingIOLoop
 from msgbus_pika.options import PikaSettings
 from msgbus_pika.parameters import address, connection_parameters
@@ -73,32 +74,6 @@ class Observer(Protocol):
 
     def on_closing(self) -> None:
         """close() was called: fail or finish whatever is pending."""
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost error of pika's connection workflow wrappers (refused, timed out, auth)."""
-    for _ in range(8):
-        inner: Any = None
-        nested = getattr(exc, "exceptions", None)
-        if nested:
-            inner = nested[-1]
-        elif isinstance(getattr(exc, "exception", None), BaseException):
-            inner = exc.exception  # type: ignore[attr-defined]
-        elif len(exc.args) == 1 and isinstance(exc.args[0], BaseException):
-            inner = exc.args[0]
-        if inner is None:
-            break
-        exc = inner
-    return exc
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short readable reason for a pika error: the root cause's type and text."""
-    root = _root_cause(exc)
-    text = str(root)
-    if not text or text == "()":
-        return type(root).__name__
-    return f"{type(root).__name__}: {text}"
 
 
 class IoConnection:

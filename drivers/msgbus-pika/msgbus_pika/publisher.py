@@ -28,7 +28,8 @@ from pika.spec import Basic
 
 from msgbus.driver.amqp import pop_confirmed
 from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable, TransportClosedError
-from msgbus_pika.io_connection import IoConnection, State, describe_error
+from msgbus_pika.errors import describe_error
+from msgbus_pika.io_connection import IoConnection, State
 from msgbus_pika.publish_job import PublishJob
 
 LOG = logging.getLogger(__name__)
