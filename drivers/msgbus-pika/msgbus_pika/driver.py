@@ -40,6 +40,7 @@ from msgbus_pika.publisher import Publisher
 
 LOG = logging.getLogger(__name__)
 
+
 def _hopeless(conn: IoConnection) -> bool:
     """Whether waiting for the broker at close is pointless: it refused a connection attempt
     since the connection was lost (a mere cut reconnects at once and is waited for)."""
