@@ -181,13 +181,18 @@ class TestUnreachableBroker:
                                                 deadline=start + 0.7)
         assert 0.7 <= time.monotonic() - start < 1.2
 
-    def test_wrong_password(self, closer: Closer) -> None:
+    def test_wrong_password(self, closer: Closer, logs: LogCapture) -> None:
         url = f"pika://guest:wrong-secret@{HOST}:{PORT}/"
-        client = msgbus.get_rpc_client(closer.transport(url), msgbus.Target(topic="t"), retry=0)
+        transport = closer.transport(url)
+        client = msgbus.get_rpc_client(transport, msgbus.Target(topic="t"), retry=0)
         with pytest.raises(MessageDeliveryFailure) as info:
             client.cast({}, "echo", value=1)
         assert "wrong-secret" not in str(info.value)
         assert "Authentication" in str(info.value)
+        transport.cleanup()
+        assert "wrong-secret" not in str(transport.driver.describe())
+        leaks = [m for m in logs.messages() if "wrong-secret" in m]
+        assert not leaks, leaks[:3]
 
     def test_unknown_vhost(self, closer: Closer) -> None:
         url = f"pika://guest:guest@{HOST}:{PORT}/no-such-vhost"

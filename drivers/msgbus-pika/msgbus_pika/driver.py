@@ -87,11 +87,11 @@ class PikaDriver(Driver):
 
     def _new_connection(self, role: str) -> IoConnection:
         return IoConnection(self.settings, self._hosts, self._vhost, self._tls,
-                            f"{role} [{self.url}]")
+                            f"{role} [{self.url.masked}]")
 
     def _check_open(self) -> None:
         if self._closed:
-            raise TransportClosedError(f"transport {self.url} is closed")
+            raise TransportClosedError(f"transport {self.url.masked} is closed")
 
     def _get_publisher(self) -> Publisher:
         publisher = self._publisher
@@ -237,7 +237,7 @@ class PikaDriver(Driver):
         timeout = self.settings.shutdown_timeout
         if not self._casts.flush(timeout, lambda: _hopeless(conn)):
             LOG.error("closing %s with %d cast(s) the broker has not confirmed: they may be "
-                      "lost", self.url, self._casts.in_flight)
+                      "lost", self.url.masked, self._casts.in_flight)
         if resender is not None:
             resender.close(timeout, lambda: _hopeless(conn))
         conn.close()
@@ -247,6 +247,6 @@ class PikaDriver(Driver):
             listeners = [listener.queues for listener in self._listeners
                          if not listener.finished]
             held = len(self._resender.held) if self._resender is not None else 0
-        return {"driver": type(self).__name__, "url": str(self.url), "vhost": self._vhost,
+        return {"driver": type(self).__name__, "url": self.url.masked, "vhost": self._vhost,
                 "hosts": [h.netloc() for h in self._hosts], "tls": self._tls is not None,
                 "listeners": listeners, "held_casts": held, "closed": self._closed}
