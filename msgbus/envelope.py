@@ -61,26 +61,56 @@ _STRING_LEAVES = (str, int, bytes, datetime.date, datetime.time, uuid.UUID, deci
 
 
 def _may_hide_non_finite(value: Any) -> bool:
-    """Whether orjson's nulls for ``value`` may include a NaN or an infinity (not a None)."""
+    """Whether ``value`` may hold a NaN or an infinity, which orjson writes as null.
+
+    True when it does, or when finding out is not worth it (a type the slow path should handle);
+    a loop over the items, cheap per item, that descends only into containers.
+    """
     stack = [value]
+    pop, push = stack.pop, stack.append
     while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str or kind is int or kind is bool or item is None:
-            continue
-        if kind is float:
-            if item - item != 0.0:  # NaN - NaN and inf - inf are NaN
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item)  # keys: a NaN key is written "null" too
-            stack.extend(item.values())
+        item = pop()
+        children: Any
+        if isinstance(item, dict):
+            for key in item:
+                if type(key) is not str and (isinstance(key, (float, enum.Enum))):
+                    return True  # a NaN key is written "null" too
+            children = item.values()
         elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-        elif isinstance(item, enum.Enum):
-            stack.append(item.value)
-        elif not isinstance(item, _STRING_LEAVES):
-            return True  # not worth knowing: let the slow path encode it
+            children = item
+        else:  # the value itself, or an enum member's value
+            children = (item,)
+        for child in children:
+            kind = type(child)
+            if kind is str or child is None or kind is int or kind is bool:
+                continue
+            if kind is float:
+                if child - child:  # NaN - NaN and inf - inf are NaN, which is true
+                    return True
+            elif kind is dict or kind is list or kind is tuple or \
+                    isinstance(child, (dict, list, tuple)):
+                push(child)
+            elif isinstance(child, enum.Enum):
+                push(child.value)
+            elif not isinstance(child, _STRING_LEAVES):
+                return True
     return False
+
+
+def _nulls_are_nones(value: Any, out: bytes) -> bool:
+    """Whether every null orjson wrote in ``out`` for ``value`` stands for a None.
+
+    First what costs least: reading ``out`` back (orjson) and comparing it with ``value`` (in C):
+    equal means no NaN was nulled (a nulled NaN reads back as None, and None != NaN). Not equal
+    may be a NaN, or only a tuple read back as a list, a date as its text, an int key as a str:
+    then the values are looked at one by one.
+    """
+    try:
+        if orjson.loads(out) == value:
+            return True
+    except Exception:  # noqa: BLE001 - an odd __eq__: look at the values instead
+        pass
+    return not _may_hide_non_finite(value)
 
 
 def _top_level_nones(value: Any) -> int:
@@ -138,7 +168,7 @@ def _dumps_bytes(value: Any) -> bytes:
     except TypeError:
         return _slow_dumps(value)
     nulls = out.count(b"null")
-    if nulls and nulls > _top_level_nones(value) and _may_hide_non_finite(value):
+    if nulls and nulls > _top_level_nones(value) and not _nulls_are_nones(value, out):
         return _slow_dumps(value)
     return out
 

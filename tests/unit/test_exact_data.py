@@ -298,15 +298,27 @@ def test_json_payload_serializer_converts_instances_as_oslo() -> None:
         OsloSerializer().serialize_entity({}, value)
 
 
-def test_the_check_for_nulls_costs_nothing_without_nulls() -> None:
-    """No null in orjson's output: no walk over the value (the common case stays orjson's)."""
+def test_the_check_for_nulls_costs_nothing_without_nested_nulls() -> None:
+    """No null below the top level in orjson's output: no second look at the value (the
+    common case stays orjson's speed)."""
     calls = []
-    original = envelope._may_hide_non_finite
-    envelope._may_hide_non_finite = lambda v: calls.append(v) or original(v)  # type: ignore
+    original = envelope._nulls_are_nones
+    envelope._nulls_are_nones = lambda v, out: calls.append(v) or original(v, out)  # type: ignore
     try:
         envelope.encode({"method": "m", "args": {"a": [1, 2.5, "x"]}, "_timeout": None})
         assert calls == []
         envelope.encode({"method": "m", "args": {"a": [None, math.nan]}})
         assert calls
     finally:
-        envelope._may_hide_non_finite = original  # type: ignore
+        envelope._nulls_are_nones = original  # type: ignore
+
+
+@pytest.mark.parametrize("value", [
+    {"t": (math.nan, None)}, {"d": collections.OrderedDict(x=[None, math.inf])},
+    {"e": [Colour.NAN, None]}, {"k": {math.nan: None}}, {1: None, "f": [-math.inf]},
+    [None, [None, [None, [math.nan]]]],
+])
+def test_a_nan_next_to_nulls_is_found_whatever_holds_it(value: Any) -> None:
+    assert not envelope._nulls_are_nones(value, envelope.orjson.dumps(
+        value, option=envelope._ORJSON_OPTIONS, default=envelope._fast_default))
+    assert "NaN" in envelope.dumps(value) or "Infinity" in envelope.dumps(value)
