@@ -117,9 +117,9 @@ def _top_level_nones(value: Any) -> int:
     if value is None:
         return 1
     if isinstance(value, dict):
-        return sum(1 for v in value.values() if v is None)
+        return [*value.values()].count(None)
     if isinstance(value, list):
-        return sum(1 for v in value if v is None)
+        return value.count(None)
     return 0
 
 
