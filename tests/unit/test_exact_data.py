@@ -71,7 +71,7 @@ def test_the_json_module_round_trips_these_values(value: Any) -> None:
     assert_exact(json.loads(json.dumps(value)), value)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(JSON_VALUES)
 def test_envelope_round_trips_every_value_exactly(value: Any) -> None:
     inner = {"method": "m", "args": {"value": value}, "result": value}
@@ -79,7 +79,7 @@ def test_envelope_round_trips_every_value_exactly(value: Any) -> None:
     assert_exact(envelope.decode(envelope.encode_unwrapped(inner)), inner)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(JSON_VALUES)
 def test_envelope_reads_oslo_bodies_and_oslo_reads_ours(value: Any) -> None:
     """oslo.messaging writes ``jsonutils.dumps`` (the json module) inside its envelope and reads
