@@ -81,7 +81,7 @@ class Transport:
 
     def _check_open(self, what: str) -> None:
         if self._closed:
-            raise TransportClosedError(f"cannot {what}: transport {self.url} was closed "
+            raise TransportClosedError(f"cannot {what}: transport {self.url.masked} was closed "
                                        "(cleanup() was called); make a new one with "
                                        "get_rpc_transport() or get_notification_transport()")
 
@@ -182,7 +182,7 @@ class Transport:
         self.cleanup()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.url}>"
+        return f"<{type(self).__name__} {self.url.masked}>"
 
 
 class RPCTransport(Transport):
@@ -211,7 +211,7 @@ def _make(cls: type[Transport], conf: cfg.ConfigOpts | None,
     parsed = TransportURL.parse(conf, url)
     scheme = parsed.transport
     if not scheme:
-        raise InvalidTransportURL(str(url), "the URL names no transport (scheme://...)")
+        raise InvalidTransportURL(parsed.masked, "the URL names no transport (scheme://...)")
     driver_cls = load_driver_class(scheme)
     try:
         driver = driver_cls(conf, parsed, conf.control_exchange)

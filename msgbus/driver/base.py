@@ -194,7 +194,7 @@ class Driver(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """Facts for logs and diagnostics (never passwords)."""
-        return {"driver": type(self).__name__, "url": str(self.url)}
+        return {"driver": type(self).__name__, "url": self.url.masked}
 
 
 REQUIRED_METHODS = tuple(sorted(Driver.__abstractmethods__))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import functools
 import importlib.metadata
 import logging
 from typing import Any
@@ -82,9 +81,8 @@ def load_driver_class(name: str) -> type[Driver]:
     return cls
 
 
-@functools.lru_cache(maxsize=None)
 def _warn_old_interface(cls: type[Driver], name: str) -> None:
-    """Say once per driver class what an older driver lacks and how to add it."""
+    """Say, whenever a transport loads an older driver, what it lacks and how to add it."""
     LOG.warning("transport driver %r (%s.%s) implements driver interface version %d: it "
                 "works, but its sends and listens are not told their deadline, so a call "
                 "may outlive its timeout while the broker is unreachable. To fix: accept a "

@@ -45,35 +45,33 @@ def get_notification_transport(conf: cfg.ConfigOpts | None = None,
                  allowed_remote_exmods)
 
 
-def _context_for_wire(ctxt: Any) -> Any:
+def _context_for_wire(ctxt: Any, warned: set[type]) -> Any:
     """What of a context a notification carries: oslo.messaging's rule, so that no token is
     broadcast to every consumer of the notification bus.
 
     None or a plain ``dict`` (exactly ``dict``, not a subclass) carries nothing: ``{}``. Any other
     context carries only what its ``redacted_copy()`` returns (oslo.context's ``RequestContext``
     drops its tokens there); a context without one carries nothing either, with a warning (once
-    per class).
+    per class and Notifier: ``warned`` holds the classes already named).
     """
     if ctxt is None or type(ctxt) is dict:
         return {}
     redacted_copy = getattr(ctxt, "redacted_copy", None)
     if not callable(redacted_copy):
-        _warn_unredactable(type(ctxt), "it has no redacted_copy() method")
+        _warn_unredactable(warned, type(ctxt), "it has no redacted_copy() method")
         return {}
     try:
         return redacted_copy()
     except Exception as exc:
-        _warn_unredactable(type(ctxt), f"its redacted_copy() raised {type(exc).__name__}: {exc}")
+        _warn_unredactable(warned, type(ctxt),
+                           f"its redacted_copy() raised {type(exc).__name__}: {exc}")
         return {}
 
 
-_UNREDACTABLE: set[type] = set()
-
-
-def _warn_unredactable(cls: type, why: str) -> None:
-    if cls in _UNREDACTABLE:
+def _warn_unredactable(warned: set[type], cls: type, why: str) -> None:
+    if cls in warned:
         return
-    _UNREDACTABLE.add(cls)
+    warned.add(cls)
     LOG.warning("notifications with a %s.%s context are sent without their context: %s",
                 cls.__module__, cls.__qualname__, why)
 
@@ -108,6 +106,8 @@ class Notifier:
             names = list(driver)
         self._topics = list(topics) if topics is not None else list(group.topics)
         self._serializer = serializer or NoOpSerializer()
+        #: context classes already named in a "sent without their context" warning
+        self._unredactable: set[type] = set()
         self._drivers: Mapping[str, NotifierDriver] = load_notifier_drivers(
             names, conf, self._topics, transport)
 
@@ -136,7 +136,7 @@ class Notifier:
             return
         try:
             wire_payload = self._serializer.serialize_entity(ctxt, payload)
-            wire_ctxt = _context_for_wire(ctxt)
+            wire_ctxt = _context_for_wire(ctxt, self._unredactable)
             ctxt_dict = self._serializer.serialize_context(wire_ctxt) or {}
             msg = notification.build(self.publisher_id, event_type, priority, wire_payload)
         except Exception as exc:
@@ -192,4 +192,5 @@ class _SubNotifier(Notifier):
         self.retry = retry
         self._topics = base._topics
         self._serializer = base._serializer
+        self._unredactable = base._unredactable
         self._drivers = base._drivers

@@ -35,6 +35,19 @@ __all__ = ["TestNotificationDelivery", "TestNotificationFilters", "TestNotificat
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
 
 
+class Context:
+    """A request context as oslo.context's: a notification carries only what
+    ``redacted_copy()`` returns, so its ``auth_token`` never reaches a listener (a plain dict
+    context carries nothing, as in oslo.messaging)."""
+
+    def __init__(self, auth_token: str = "secret-token", **values: Any) -> None:
+        self.auth_token = auth_token
+        self.values = values
+
+    def redacted_copy(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
 class NotifyBus:
     """Notification transports, notifiers and listeners for one test, torn down after it."""
 
@@ -145,7 +158,7 @@ class TestNotificationDelivery(NotificationScenarios):
         topic = notify.topic()
         notify.listener(topic, [Collector(recorder)])
         notifier = notify.notifier(topic)
-        ctxt = {"user_id": "u1", "project_id": "p1"}
+        ctxt = Context(user_id="u1", project_id="p1")
         for priority in PRIORITIES:
             getattr(notifier, priority)(ctxt, f"suite.{priority}", {"priority": priority})
         events = recorder.wait_count(len(PRIORITIES))
@@ -155,10 +168,21 @@ class TestNotificationDelivery(NotificationScenarios):
             assert event["event_type"] == f"suite.{event['priority']}"
             assert event["payload"] == {"priority": event["priority"]}
             assert event["publisher_id"] == "suite.host1"
-            assert event["ctxt"] == ctxt
+            assert event["ctxt"] == {"user_id": "u1", "project_id": "p1"}, "no auth_token"
             assert uuid.UUID(event["metadata"]["message_id"])
             assert TIMESTAMP.match(event["metadata"]["timestamp"]), event["metadata"]
         assert len({e["metadata"]["message_id"] for e in events}) == len(PRIORITIES)
+
+    def test_no_token_reaches_a_listener(self, notify: NotifyBus, recorder: Recorder) -> None:
+        """oslo.messaging's rule: a plain dict context is not sent at all, another context
+        only as its ``redacted_copy()``; either way the token stays with the sender."""
+        topic = notify.topic()
+        notify.listener(topic, [Collector(recorder, ["info"])])
+        notifier = notify.notifier(topic)
+        notifier.info({"auth_token": "secret-token", "user_id": "u1"}, "suite.dict", 1)
+        notifier.info(Context(user_id="u1"), "suite.redacted", 2)
+        events = sorted(recorder.wait_count(2), key=lambda e: e["payload"])
+        assert [e["ctxt"] for e in events] == [{}, {"user_id": "u1"}]
 
     def test_warning_is_an_alias_of_warn(self, notify: NotifyBus, recorder: Recorder) -> None:
         topic = notify.topic()
@@ -171,7 +195,7 @@ class TestNotificationDelivery(NotificationScenarios):
         topic = notify.topic()
         notify.listener(topic, [Collector(recorder, ["info", "error"])])
         notifier = notify.notifier(topic, driver="messaging")
-        notifier.info({"k": "v"}, "suite.v1", {"n": 1})
+        notifier.info(Context(k="v"), "suite.v1", {"n": 1})
         notifier.error({}, "suite.v1", {"n": 2})
         events = recorder.wait_count(2)
         assert sorted((e["priority"], e["payload"]["n"]) for e in events) == \
@@ -270,9 +294,9 @@ class TestNotificationFilters(NotificationScenarios):
         notify.listener(topic, endpoints)
         compute = notify.notifier(topic, publisher_id="compute.h1")
         api = notify.notifier(topic, publisher_id="api.h2")
-        compute.info({"project_id": "p1"}, "compute.instance.create", {"state": "active"})
-        compute.info({"project_id": "p2"}, "volume.create", {"state": "error"})
-        api.info({"project_id": "p11"}, "compute.instancex", {"state": "active!"})
+        compute.info(Context(project_id="p1"), "compute.instance.create", {"state": "active"})
+        compute.info(Context(project_id="p2"), "volume.create", {"state": "error"})
+        api.info(Context(project_id="p11"), "compute.instancex", {"state": "active!"})
         api.info({}, "volume.delete", {"state": 1})
         recorder.wait_for(lambda ev: sum(e["endpoint"] == "all" for e in ev) == 4)
         got: dict[str, list[str]] = {}
@@ -329,7 +353,7 @@ class TestNotificationBatches(NotificationScenarios):
                         batch_timeout=WAIT * 4)
         notifier = notify.notifier(topic)
         for i in range(10):
-            notifier.info({"i": i}, "suite.batch", i)
+            notifier.info(Context(i=i), "suite.batch", i)
         batches = recorder.wait_count(2)
         assert [len(messages) for _, _, messages in batches] == [5, 5]
         flat = [m for _, _, messages in batches for m in messages]
