@@ -155,6 +155,6 @@ class KombuDriver(Driver):
             consumer.join(max(0.1, bound - time.monotonic()))
 
     def describe(self) -> dict[str, Any]:
-        return {"driver": type(self).__name__, "url": str(self.url),
+        return {"driver": type(self).__name__, "url": self.url.masked,
                 "brokers": self.connector.describe(),
                 "reply_queue": self._reply_address}
