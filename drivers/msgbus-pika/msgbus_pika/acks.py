@@ -6,6 +6,9 @@ read and sent at the end of that turn: one ``basic.ack`` with ``multiple`` for t
 settled deliveries starting from the oldest unsettled one, and single acks for settled deliveries
 after a gap (a message still being handled, as notification listeners may do). Requeues go out at
 once. A delivery is never acked twice and never covered by a ``multiple`` ack unless settled.
+A consumer may also delay its acks a little longer (``delay``): replies do, so that a caller
+making calls one after the other does not pay a frame per reply (one on its way at a cut is
+delivered again, and the core drops the copy).
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from pika.channel import Channel
 class AckBatcher:
     """The deliveries of ``channel`` not yet acknowledged to the broker (I/O thread only)."""
 
-    def __init__(self, channel: Channel, call_later: Callable[[float, Callable[[], None]], Any]):
+    def __init__(self, channel: Channel, call_later: Callable[[float, Callable[[], None]], Any],
+                 delay: float = 0.0) -> None:
         self._channel = channel
         self._call_later = call_later
+        #: seconds acks wait to be sent (0: at the end of this loop turn)
+        self._delay = delay
         #: delivery tag -> settled (acked by the application, not yet sent)
         self._unsettled: collections.OrderedDict[int, bool] = collections.OrderedDict()
         self._pending = 0
@@ -50,7 +56,7 @@ class AckBatcher:
         self._pending += 1
         if not self._scheduled:
             self._scheduled = True
-            self._call_later(0, self.flush)
+            self._call_later(self._delay, self.flush)
 
     def requeue(self, tag: int) -> None:
         """Give ``tag`` back to the broker now."""

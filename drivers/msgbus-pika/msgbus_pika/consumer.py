@@ -37,15 +37,17 @@ class QueueConsumer:
     """The queues of one listener, consumed on one channel of ``conn`` (an observer of it)."""
 
     def __init__(self, conn: IoConnection, specs: Sequence[QueueSpec], on_message: OnMessage,
-                 private: Sequence[str] = (), no_ack: bool = False) -> None:
+                 private: Sequence[str] = (), prefetch: int | None = None,
+                 ack_delay: float = 0.0) -> None:
         self._conn = conn
         self._specs = list(specs)
         self._queues = list(dict.fromkeys(spec.name for spec in specs))
         self._on_message = on_message
         self._private = list(private)
-        #: consume without acknowledgements (replies: the broker forgets them once sent)
-        self._no_ack = no_ack
-        self._prefetch = 0 if no_ack else conn.settings.amqp.prefetch
+        #: basic.qos prefetch count (0: unlimited); None: rabbit_qos_prefetch_count
+        self._prefetch = conn.settings.amqp.prefetch if prefetch is None else prefetch
+        #: how long acks may wait to be sent together (see acks.py)
+        self._ack_delay = ack_delay
         self._channel: Channel | None = None
         self._acks: AckBatcher | None = None
         self._stopped = False
@@ -137,7 +139,7 @@ class QueueConsumer:
                 channel.close()
             return
         self._channel = channel
-        self._acks = AckBatcher(channel, self._conn.call_later)
+        self._acks = AckBatcher(channel, self._conn.call_later, self._ack_delay)
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_cancel_callback(self._on_broker_cancel)
         if self._prefetch:
@@ -156,7 +158,7 @@ class QueueConsumer:
         last = len(self._queues) - 1
         for i, name in enumerate(self._queues):
             done = functools.partial(self._on_consuming, channel) if i == last else _ignore
-            channel.basic_consume(name, self._on_delivery, auto_ack=self._no_ack, callback=done)
+            channel.basic_consume(name, self._on_delivery, callback=done)
 
     def _on_consuming(self, channel: Channel, _frame: Any) -> None:
         if channel is not self._channel:
@@ -171,14 +173,10 @@ class QueueConsumer:
         if channel is not self._channel or acks is None:
             return  # an old channel: the broker requeues it when the channel closes
         if self._stopped:
-            if not self._no_ack:
-                acks.give_back(method.delivery_tag)  # sent before our cancel reached the broker
+            acks.give_back(method.delivery_tag)  # sent before our cancel reached the broker
             return
         message = PikaMessage(body, channel, method.delivery_tag, self)
-        if self._no_ack:
-            message.settled = True
-        else:
-            acks.delivered(method.delivery_tag)
+        acks.delivered(method.delivery_tag)
         try:
             self._on_message(message)
         except Exception:
@@ -280,8 +278,7 @@ class QueueConsumer:
         """Close the connection now, or once the application settled what it still holds."""
         acks = self._acks
         channel = self._channel
-        if self._no_ack or acks is None or channel is None or not channel.is_open \
-                or not acks.outstanding():
+        if acks is None or channel is None or not channel.is_open or not acks.outstanding():
             self._conn.close()
             return
         LOG.debug("%s: stopped; closing once %d message(s) in hand are settled",

@@ -40,6 +40,10 @@ from msgbus_pika.publisher import Publisher
 
 LOG = logging.getLogger(__name__)
 
+#: How long the acks of replies may wait to go out together (seconds): a caller making calls
+#: one after the other sends one ack frame per this, not one per reply.
+_REPLY_ACK_DELAY = 0.05
+
 
 def _hopeless(conn: IoConnection) -> bool:
     """Whether waiting for the broker at close is pointless: it refused a connection attempt
@@ -171,12 +175,13 @@ class PikaDriver(Driver):
     # -- listening ----------------------------------------------------------------------------
 
     def _listen(self, role: str, specs: Sequence[amqp.QueueSpec], on_message: OnMessage,
-                deadline: float | None, private: Sequence[str] = (), no_ack: bool = False,
-                late: type[MessagingException] = MessageDeliveryFailure) -> PikaListener:
+                deadline: float | None, private: Sequence[str] = (), prefetch: int | None = None,
+                late: type[MessagingException] = MessageDeliveryFailure,
+                ack_delay: float = 0.0) -> PikaListener:
         with self._lock:
             self._check_open()
             conn = self._new_connection(role)
-            consumer = QueueConsumer(conn, specs, on_message, private, no_ack)
+            consumer = QueueConsumer(conn, specs, on_message, private, prefetch, ack_delay)
             listener = PikaListener(conn, consumer)
             # (stopped listeners stay until their connection closed: see PikaListener)
             self._listeners = {lst for lst in self._listeners if not lst.finished}
@@ -202,12 +207,15 @@ class PikaDriver(Driver):
     def listen_for_replies(self, on_message: OnMessage, *,
                            deadline: float | None = None) -> str:
         # Made on a first call, within its deadline (MessagingTimeout when the broker cannot be
-        # reached by then, as for the call's send). Replies are consumed without acks: the core
-        # settles them on receipt anyway (at most once).
+        # reached by then, as for the call's send). Replies are acknowledged (the core acks each
+        # on receipt): one on its way to us when the connection is cut is delivered again, not
+        # lost (auto-ack lost it with the connection); the core drops a copy it already had.
+        # No prefetch limit: replies must never wait behind each other; their acks are sent
+        # together, every _REPLY_ACK_DELAY.
         spec = self.topology.reply_queue()
         self._get_publisher()  # the call that follows needs it: connect both at once
         self._listen(f"replies {spec.name}", [spec], on_message, deadline, private=[spec.name],
-                     no_ack=True, late=MessagingTimeout)
+                     prefetch=0, late=MessagingTimeout, ack_delay=_REPLY_ACK_DELAY)
         return spec.name
 
     # -- lifecycle ----------------------------------------------------------------------------
