@@ -162,6 +162,37 @@ class TestConnectionsCut:
         assert proxy.active == 0
 
 
+    def test_a_reply_on_its_way_at_a_cut_comes_again(self, closer: Closer,
+                                                     proxy: rabbitmq.TcpProxy) -> None:
+        """The broker sent a reply, the link lost it, the connection is cut: the reply is
+        delivered again after the reconnect (replies are acknowledged, not auto-acked)."""
+        driver = closer.transport(url_via(proxy.netloc)).driver
+        got: list[bytes] = []
+        arrived = threading.Event()
+
+        def on_reply(message: Any) -> None:
+            message.ack()
+            got.append(message.body)
+            arrived.set()
+
+        reply_queue = driver.listen_for_replies(on_reply, deadline=time.monotonic() + 10)
+        proxy.freeze_all()  # from now on, what the broker sends is thrown away
+        conn = pika.BlockingConnection(pika.ConnectionParameters(
+            HOST, PORT, credentials=pika.PlainCredentials("guest", "guest")))
+        try:
+            conn.channel().basic_publish("", reply_queue, b'{"result": 1}')
+        finally:
+            conn.close()
+
+        def sent_unacked() -> bool:
+            rows = rabbitmq.rabbitmqctl("list_queues", "name", "messages_unacknowledged")
+            return any(line.split() == [reply_queue, "1"] for line in rows.splitlines())
+        assert wait_until(sent_unacked, timeout=10)
+        assert not arrived.is_set()
+        proxy.drop_all()
+        assert arrived.wait(10)
+        assert got == [b'{"result": 1}']
+
     def test_closing_fails_waiting_sends_at_once(self, closer: Closer,
                                                  proxy: rabbitmq.TcpProxy) -> None:
         """A send waiting for a broker that refuses connections (retry None, no deadline) is
