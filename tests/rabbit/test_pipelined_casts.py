@@ -16,7 +16,8 @@ import pytest
 import msgbus
 from msgbus.testing.rabbitmq import TcpProxy
 from msgbus.testing.harness import cast_through_cuts
-from msgbus_kombu.slot import InFlight, PublishSlot
+from msgbus_kombu.copies import InFlight
+from msgbus_kombu.slot import PublishSlot
 
 from .helpers import PORT, RABBIT_URL, TUNINGS, Closer, Echo, make_conf, tuned_conf, unique
 

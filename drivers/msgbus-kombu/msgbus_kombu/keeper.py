@@ -2,9 +2,10 @@
 
 * Held casts (returned by the broker as unroutable, see :mod:`msgbus.driver.held_casts`) are
   sent again when due, pipelined and mandatory, until a queue takes them or they time out.
-* Slots left idle with casts unconfirmed are read soon after (:data:`SWEEP_DELAY`): their
-  confirms settle the copies, a return hands a cast to the held ones, and copies whose
-  connection failed are published again.
+* Slots left idle with casts unconfirmed (or messages confirmed lately) are read soon after
+  (:data:`SWEEP_DELAY`): their confirms settle the copies, a return hands a cast to the held
+  ones, copies whose connection failed are published again, and a broker that closes the
+  connection because it shuts down is noticed at once (see :mod:`msgbus_kombu.slot`).
 * Slots idle for a heartbeat interval answer and send heartbeats, and notice a broker that
   closed them, so the next send does not trip over a dead connection.
 
@@ -111,9 +112,9 @@ class SlotKeeper:
 
     def _sweep_slots(self) -> None:
         self._sweep = False  # before looking, so a slot released meanwhile sets it again
-        self._service(lambda slot, now: bool(slot.replay or slot._unconfirmed)
+        self._service(lambda slot, now: bool(slot.replay or slot._unconfirmed or slot.recent)
                       and now - slot.last_used >= SWEEP_DELAY, False)
-        if any(slot.replay or slot._unconfirmed for slot in self._pool.slots()):
+        if any(slot.replay or slot._unconfirmed or slot.recent for slot in self._pool.slots()):
             self._sweep = True
 
     def _service(self, wanted: Callable[[PublishSlot, float], bool], heartbeat: bool) -> None:

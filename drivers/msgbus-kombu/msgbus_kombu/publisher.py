@@ -31,7 +31,8 @@ from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS
 from msgbus_kombu.frames import properties_bytes
 from msgbus_kombu.keeper import SlotKeeper
 from msgbus_kombu.options import Settings
-from msgbus_kombu.slot import InFlight, Nacked, PublishSlot, Returned
+from msgbus_kombu.copies import InFlight
+from msgbus_kombu.slot import Nacked, PublishSlot, Returned
 
 LOG = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class PublisherPool:
     # the pool
     def _new_slot(self) -> PublishSlot:
         slot = PublishSlot(self._connector, len(self._slots) + 1, self._window,
-                           self._on_returned)
+                           self._on_returned, remember=not self._settings.amqp.durable)
         self._slots.append(slot)
         return slot
 
@@ -109,7 +110,7 @@ class PublisherPool:
             if not self._closed:
                 self._idle.append(slot)
                 self._cond.notify()
-                if slot.replay or slot._unconfirmed:
+                if slot.replay or slot._unconfirmed or slot.recent:
                     self.keeper.want_sweep()
                 return
         self._flush_and_close(slot)
@@ -207,7 +208,7 @@ class PublisherPool:
                                  False, None, deadline, pipelined=True, hold=True, held=item)
                 except LINK_ERRORS + (Nacked, Returned) as exc:
                     LOG.info("could not send %d held cast(s) again yet: %s", len(todo), exc)
-                    slot.abort()
+                    slot.abort(exc)
                     break
                 todo.popleft()
         finally:
@@ -288,7 +289,7 @@ class PublisherPool:
                         f"{routing_key!r}: {exc}") from None
                 except (ConnectFailed, Nacked) + CONNECTION_ERRORS as exc:
                     where = self._where(slot)
-                    slot.abort()
+                    slot.abort(exc)
                     if self._closed:
                         raise MessageDeliveryFailure("the transport was closed while "
                                                      "sending") from None

@@ -11,7 +11,10 @@ Casts that pipeline (see :func:`msgbus.driver.amqp.pipelines`) return once writt
 keeps a copy (:class:`InFlight`) until the broker confirms it, and publishes it again if the
 connection fails first. Casts to topic and server queues go out mandatory: a copy the broker
 returns (no queue bound yet; the return comes before its confirm) is handed to ``on_returned``,
-which keeps it for sending again (:mod:`msgbus_kombu.held`).
+which keeps it for sending again (see :mod:`msgbus_kombu.keeper`).
+
+What the broker confirmed lately is remembered too (:class:`~msgbus_kombu.copies.Recent`) and
+published again when the connection ends as it does when the broker stops.
 """
 
 from __future__ import annotations
@@ -19,20 +22,16 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from msgbus.driver.amqp import ExchangeSpec, QueueSpec, pop_confirmed
 from msgbus.driver.held_casts import Held
 from msgbus_kombu.connection import LINK_ERRORS, Connector
+from msgbus_kombu.copies import RECENT_SECONDS, InFlight, Recent, spent
 from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link
 from msgbus_kombu.frames import ACK_PREFIX, publish_frames
 
 LOG = logging.getLogger(__name__)
-
-#: A pipelined cast whose confirm did not come after this many publishes is dropped with an
-#: error log (the broker keeps refusing it, e.g. permissions), rather than retried forever.
-MAX_CAST_ATTEMPTS = 4
-
 
 class Returned(Exception):
     """The broker returned a mandatory message: no queue was bound for it."""
@@ -49,35 +48,6 @@ class Nacked(Exception):
     """The broker refused responsibility for a message (basic.nack)."""
 
 
-class InFlight(NamedTuple):
-    """A cast: what it takes to publish it again (after a cut, a nack, or a return)."""
-
-    exchange: ExchangeSpec | None
-    routing_key: str
-    body: bytes
-    properties: bytes
-    #: how many times it was published without a confirm (see :data:`MAX_CAST_ATTEMPTS`)
-    attempts: int = 1
-    #: published mandatory, to be held when the broker returns it
-    hold: bool = False
-    #: its record while held, when this is a held cast sent again
-    held: Held | None = None
-
-    def where(self) -> str:
-        """Where it goes, for log lines."""
-        name = self.exchange.name if self.exchange is not None else ""
-        return f"exchange {name!r} with routing key {self.routing_key!r}"
-
-
-def _spent(copy: InFlight) -> bool:
-    """Whether ``copy`` was published its last time; logs that it is dropped."""
-    if copy.attempts < MAX_CAST_ATTEMPTS:
-        return False
-    LOG.error("dropping a cast to %s: published %d times, never confirmed by the broker",
-              copy.where(), copy.attempts)
-    return True
-
-
 def _ignore_return(copy: InFlight) -> None:
     LOG.error("the broker returned a cast to %s as unroutable; nothing keeps it", copy.where())
 
@@ -92,11 +62,14 @@ class PublishSlot:
     """
 
     def __init__(self, connector: Connector, index: int, window: int = 0,
-                 on_returned: Callable[[InFlight], None] = _ignore_return) -> None:
+                 on_returned: Callable[[InFlight], None] = _ignore_return,
+                 remember: bool = True) -> None:
         self._connector = connector
         self.index = index
         self.window = window
         self._on_returned = on_returned
+        #: the messages confirmed lately (all of them with ``remember``, else replies only)
+        self.recent = Recent(remember)
         self.link: Link | None = None
         self.last_used = time.monotonic()
         self._tag = 0
@@ -112,9 +85,11 @@ class PublishSlot:
 
     # confirm bookkeeping (called while this slot's thread reads)
     def _settle(self, delivery_tag: int, multiple: bool, nack: bool) -> None:
-        for tag, copy in pop_confirmed(self._unconfirmed, delivery_tag, multiple):
-            if not nack:
-                continue
+        settled = pop_confirmed(self._unconfirmed, delivery_tag, multiple)
+        if not nack:
+            self.recent.confirmed(settled)
+            return
+        for tag, copy in settled:
             if copy is None:
                 self._nacked.add(tag)
             else:
@@ -155,7 +130,7 @@ class PublishSlot:
         copies = [copy for copy in self._unconfirmed.values() if copy is not None]
         self._unconfirmed.clear()
         self._nacked.clear()
-        kept = [copy for copy in copies if not _spent(copy)]
+        kept = [copy for copy in copies if not spent(copy)]
         if kept:
             self.replay[:0] = kept
 
@@ -192,8 +167,8 @@ class PublishSlot:
         try:
             link.reopen_channel()
             self._setup_channel(link, None)
-        except CONNECTION_ERRORS + CHANNEL_ERRORS:
-            self.abort()
+        except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
+            self.abort(exc)
 
     def interrupt(self) -> None:
         """From another thread (closing): cut the connection, so that a sender blocked reading
@@ -202,7 +177,18 @@ class PublishSlot:
         if link is not None:
             link.interrupt()
 
-    def abort(self) -> None:
+    def abort(self, cause: BaseException | None = None) -> None:
+        """Drop the connection (broken, or its state unknown); ``cause``, the error that broke
+        it, tells whether the broker is shutting down (see the module docstring)."""
+        if self.recent:
+            copies = self.recent.take_if_lost(cause)
+            if copies:
+                self.replay[:0] = copies
+                LOG.warning("the connection to the AMQP broker at %s ended (%s): %d message(s) "
+                            "it confirmed in the last %gs will be sent again, in case it stopped "
+                            "(its non-durable queues die with it; receivers drop the copies they "
+                            "already had)", self._connector.describe(), cause, len(copies),
+                            RECENT_SECONDS)
         self._orphan()
         link, self.link = self.link, None
         if link is not None:
@@ -235,7 +221,7 @@ class PublishSlot:
         count = 0
         while self.replay:
             copy = self.replay[0]
-            if _spent(copy):
+            if spent(copy):
                 self.replay.pop(0)
                 continue
             # counted before the write: a copy whose declaration fails each time runs out too
@@ -264,7 +250,7 @@ class PublishSlot:
             except CONNECTION_ERRORS as exc:
                 LOG.info("send connection to %s was closed while idle (%s); reconnecting",
                          link.endpoint.describe(), exc)
-                self.abort()
+                self.abort(exc)
                 link = None
         if link is None:
             link = self.connect(deadline)
@@ -312,12 +298,13 @@ class PublishSlot:
                 # deadline) goes out again on a new connection rather than waiting on this one.
                 raise TimeoutError(f"no publisher confirm within {io_timeout:g}s")
             link.read_frame()
-        self.last_used = time.monotonic()
+        self.last_used = now = time.monotonic()
         if tag in self._nacked:
             self._nacked.discard(tag)
             raise Nacked(f"the broker refused message {tag} (basic.nack)")
         if self._returned is not None:
             raise self._returned
+        self.recent.confirmed_one(now, exchange, routing_key, body, properties)
 
     def _collect_confirms(self, link: Link) -> None:
         """Read the confirms already here; wait while the window is full. A failure here is
@@ -334,7 +321,7 @@ class PublishSlot:
             LOG.warning("send connection to %s failed with %d cast(s) unconfirmed (%s); they "
                         "are sent again on the next send", link.endpoint.describe(),
                         self.outstanding, exc)
-            self.abort()
+            self.abort(exc)
 
     def flush(self, timeout: float) -> int:
         """Get every outstanding cast confirmed within ``timeout`` (publishing again what needs
@@ -352,13 +339,14 @@ class PublishSlot:
             except LINK_ERRORS as exc:
                 LOG.info("flushing unconfirmed casts on %s failed (%s)",
                          self._connector.describe(), exc)
-                self.abort()
+                self.abort(exc)
         return self.outstanding
 
     def service(self, heartbeat: bool, deadline: float) -> None:
         """While idle: handle the frames that arrived (confirms and returns among them), send a
         heartbeat when one is due (``heartbeat``), and publish again, by ``deadline``, casts
         whose connection failed. Never waits for confirms; failures are only logged."""
+        self.recent.forget_old()
         link = self.link
         if link is not None:
             try:
@@ -371,11 +359,11 @@ class PublishSlot:
             except CONNECTION_ERRORS as exc:
                 LOG.info("idle send connection to %s lost (%s); reconnecting on next send",
                          link.endpoint.describe(), exc)
-                self.abort()
+                self.abort(exc)
         if self.replay:
             try:
                 self.ready_link(deadline)
             except LINK_ERRORS as exc:
                 LOG.info("could not send %d unconfirmed cast(s) again yet (%s); trying again "
                          "later", len(self.replay), exc)
-                self.abort()
+                self.abort(exc)

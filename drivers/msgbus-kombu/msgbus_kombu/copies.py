@@ -1,0 +1,133 @@
+"""Copies a send connection keeps of its messages, to publish them again.
+
+* :class:`InFlight`: a cast published ahead of its confirm (pipelined), kept until the broker
+  confirms it; published again after a cut or a nack (at most :data:`MAX_CAST_ATTEMPTS` times),
+  or held when the broker returns it (see :mod:`msgbus_kombu.keeper`).
+* :class:`Recent`: what the broker confirmed lately. A broker that stops or restarts drops its
+  non-durable queues with whatever they hold: messages it confirmed a moment before, whose
+  consumer was already gone (a cast, a call's request, a reply). It closes its connections with
+  reason ``shutdown``, or just resets them. So each send connection remembers what the broker
+  confirmed in the last :data:`RECENT_SECONDS` (bodies up to 16 KiB; with durable queues only
+  replies, whose queues are never durable), and when the connection ends that way (a
+  ``shutdown`` close, a reset, an end of stream: :func:`broker_may_have_lost`), publishes those
+  again, mandatory, once the broker is back: a copy that finds no queue yet is held until its
+  queue is declared again. A reset can also be a network cut with the broker fine: then
+  receivers get some messages twice and drop the copies (msgbus remembers the last
+  ``rpc_duplicate_window`` unique ids, oslo.messaging the last 16). An operator's forced close
+  (``close_all_connections``), a refused or frozen link send nothing again. Messages older than
+  that in a non-durable queue die with the broker: durable or quorum queues are the answer.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from typing import NamedTuple
+
+from msgbus.driver.amqp import ExchangeSpec
+from msgbus.driver.held_casts import Held
+
+LOG = logging.getLogger(__name__)
+
+#: A pipelined cast whose confirm did not come after this many publishes is dropped with an
+#: error log (the broker keeps refusing it, e.g. permissions), rather than retried forever.
+MAX_CAST_ATTEMPTS = 4
+#: How long (seconds) a connection remembers the messages the broker confirmed, how many at
+#: most and up to which body size (so at most 2 MiB a connection).
+RECENT_SECONDS = 1.0
+RECENT_MAX = 128
+RECENT_BODY_MAX = 16 * 1024
+#: AMQP's CONNECTION_FORCED: the broker closed the connection (its text says why).
+_CONNECTION_FORCED = 320
+
+
+class InFlight(NamedTuple):
+    """A message: what it takes to publish it again (after a cut, a nack, or a return)."""
+
+    exchange: ExchangeSpec | None
+    routing_key: str
+    body: bytes
+    properties: bytes
+    #: how many times it was published without a confirm (see :data:`MAX_CAST_ATTEMPTS`)
+    attempts: int = 1
+    #: published mandatory, to be held when the broker returns it
+    hold: bool = False
+    #: its record while held, when this is a held cast sent again
+    held: Held | None = None
+
+    def where(self) -> str:
+        """Where it goes, for log lines."""
+        name = self.exchange.name if self.exchange is not None else ""
+        return f"exchange {name!r} with routing key {self.routing_key!r}"
+
+
+def spent(copy: InFlight) -> bool:
+    """Whether ``copy`` was published its last time; logs that it is dropped."""
+    if copy.attempts < MAX_CAST_ATTEMPTS:
+        return False
+    LOG.error("dropping a cast to %s: published %d times, never confirmed by the broker",
+              copy.where(), copy.attempts)
+    return True
+
+
+def broker_may_have_lost(exc: BaseException | None) -> bool:
+    """Whether a connection that ended with ``exc`` may have ended with the broker stopping:
+    closed with reason ``shutdown``, reset, or cut without a close."""
+    if getattr(exc, "reply_code", None) == _CONNECTION_FORCED:
+        return "shutdown" in str(exc).lower()
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError)):
+        return True
+    return isinstance(exc, OSError) and "unexpectedly closed" in str(exc)
+
+
+class Recent:
+    """The messages one send connection had confirmed lately (see the module docstring); used
+    by that connection's thread only."""
+
+    __slots__ = ("_items", "everything")
+
+    def __init__(self, everything: bool) -> None:
+        self._items: collections.deque[tuple[float, InFlight]] = collections.deque(
+            maxlen=RECENT_MAX)
+        #: every message (non-durable queues), else replies only
+        self.everything = everything
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def confirmed(self, settled: list[tuple[int, InFlight | None]]) -> None:
+        """Pipelined casts the broker confirmed (``settled``: tags and copies)."""
+        if not self.everything:
+            return
+        now = time.monotonic()
+        append = self._items.append
+        for _, copy in settled:
+            if copy is not None and len(copy.body) <= RECENT_BODY_MAX:
+                append((now, copy))
+
+    def confirmed_one(self, now: float, exchange: ExchangeSpec | None, routing_key: str,
+                      body: bytes, properties: bytes) -> None:
+        """A message whose sender waited for its confirm (a call, a reply, ...)."""
+        if (self.everything or exchange is None) and len(body) <= RECENT_BODY_MAX:
+            self._items.append((now, InFlight(exchange, routing_key, body, properties)))
+
+    def forget_old(self) -> None:
+        """Drop what was confirmed more than :data:`RECENT_SECONDS` ago."""
+        items = self._items
+        since = time.monotonic() - RECENT_SECONDS
+        while items and items[0][0] < since:
+            items.popleft()
+
+    def take_if_lost(self, cause: BaseException | None) -> list[InFlight]:
+        """The connection is gone: forget everything, and when ``cause`` says the broker may
+        have stopped, return what it confirmed in the last :data:`RECENT_SECONDS`, to be
+        published again mandatory (held if no queue takes it)."""
+        items, self._items = self._items, collections.deque(maxlen=RECENT_MAX)
+        if not broker_may_have_lost(cause):
+            return []
+        since = time.monotonic() - RECENT_SECONDS
+        return [copy._replace(hold=True) for at, copy in items if at >= since]
