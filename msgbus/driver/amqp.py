@@ -63,7 +63,8 @@ amqp_opts = [
                     "unconfirmed cast is kept and published again if its connection fails or "
                     "the broker refuses it; closing the transport waits for the last "
                     "confirms and logs an error for any it could not get. Casts with a retry "
-                    "budget (retry >= 0) or a body over 64 KiB always wait for their confirm. "
+                    "budget (retry 0 or more; -1 and None mean forever) or a body over 64 KiB "
+                    "always wait for their confirm. "
                     "0 makes every cast wait for its own confirm."),
     cfg.FloatOpt("cast_hold_timeout", default=60.0, min=0,
                  help="Seconds a cast that the broker returned as unroutable (no queue bound "

@@ -183,9 +183,12 @@ class Driver(abc.ABC):
                            deadline: float | None = None) -> str:
         """Create this transport's reply address, consume it, and return the address.
 
-        Called at most once per driver instance, on the first call, with that call's deadline;
-        replies for every caller of the transport arrive through the one ``on_message``. After a
-        reconnect the driver makes the same address exist again.
+        Called at most once per driver instance, on the first call, with that call's deadline
+        (raise MessagingTimeout when it passes: the wait is the call's); replies for every caller
+        of the transport arrive through the one ``on_message``. After a reconnect the driver
+        makes the same address exist again. Replies may be redelivered after a cut (the core
+        drops duplicates), so consume them with acknowledgements where the broker has them: a
+        reply on its way when a connection drops must not be lost.
         """
 
     @abc.abstractmethod

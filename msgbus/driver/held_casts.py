@@ -28,6 +28,9 @@ LOG = logging.getLogger(__name__)
 #: First and longest pause between two sends of one held cast (seconds).
 FIRST_PAUSE = 0.05
 MAX_PAUSE = 1.0
+#: At most one log line per destination and kind (held, dropped) in this many seconds; the
+#: next one says how many casts it stands for.
+LOG_EVERY = 10.0
 
 
 @dataclasses.dataclass
@@ -56,6 +59,21 @@ class HeldCasts:
         self._bytes = 0
         #: how many were dropped (timed out or over the memory bound), for tests and stats
         self.dropped = 0
+        #: (kind, destination) -> (time of its last log line, casts not yet logged)
+        self._logged: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def _should_log(self, kind: str, where: str) -> int:
+        """How many casts a log line now would stand for, or 0 to stay quiet (see LOG_EVERY)."""
+        now = self._clock()
+        with self._lock:
+            last, unlogged = self._logged.get((kind, where), (-LOG_EVERY, 0))
+            if now - last < LOG_EVERY:
+                self._logged[(kind, where)] = (last, unlogged + 1)
+                return 0
+            if len(self._logged) > 1024:  # destinations come and go: forget old ones
+                self._logged.clear()
+            self._logged[(kind, where)] = (now, 0)
+        return unlogged + 1
 
     def __len__(self) -> int:
         return len(self._items)
@@ -65,8 +83,11 @@ class HeldCasts:
         now = self._clock()
         if previous is None:
             item = Held(payload, where, size, now, due=now + FIRST_PAUSE)
-            LOG.info("the broker had no queue for a cast to %s (its server may be declaring "
-                     "it again); sending it again for up to %.0fs", where, self.hold_timeout)
+            count = self._should_log("held", where)
+            if count:
+                LOG.info("the broker had no queue for %d cast(s) to %s (its server may be "
+                         "declaring it again); sending each again for up to %.0fs", count,
+                         where, self.hold_timeout)
         else:
             item = previous
             item.attempts += 1
@@ -90,9 +111,11 @@ class HeldCasts:
 
     def _drop(self, item: Held, why: str) -> None:
         self.dropped += 1
-        LOG.error("dropping a cast to %s after %d unroutable attempt(s) over %.1fs: %s. Is a "
-                  "server running for this topic?", item.where, item.attempts,
-                  self._clock() - item.since, why)
+        count = self._should_log("dropped", item.where)
+        if count:
+            LOG.error("dropped %d cast(s) to %s (the last after %d unroutable attempt(s) over "
+                      "%.1fs): %s. Is a server running for this topic?", count, item.where,
+                      item.attempts, self._clock() - item.since, why)
 
     def take_due(self) -> list[Held]:
         """Remove and return the casts due to be sent again now (the driver sends each and,

@@ -150,10 +150,12 @@ class _CallContext:
             monitor_end = time.monotonic() + self.call_monitor_timeout
             give_up = monitor_end if give_up is None else min(give_up, monitor_end)
         while True:
+            # The first send carries the call's timeout as its expiration, as oslo.messaging's
+            # does; one sent again carries the time left.
             ttl = call.timeout
-            if call.deadline is not None:
+            if tries and call.deadline is not None:
                 ttl = call.deadline - time.monotonic()
-            if give_up is not None and (time.monotonic() >= give_up or (ttl or 1) <= 0):
+            if give_up is not None and time.monotonic() >= give_up:
                 raise MessagingTimeout(
                     f"Timed out sending message ID {call.pending.msg_id}"
                     f"{self._describe(call.method, call.timeout)}: "

@@ -289,3 +289,27 @@ def test_replies_are_dropped_with_an_error_after_the_timeout(
     finally:
         retrier.close()
         logging.getLogger("msgbus.rpc.reply_retry").removeHandler(handler)
+
+
+def test_held_and_dropped_casts_are_logged_once_per_destination_and_period(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    held = HeldCasts(hold_timeout=1.0, max_bytes=10**6, clock=clock)
+    with caplog.at_level(logging.INFO, logger="msgbus.driver.held_casts"):
+        for n in range(100):
+            held.hold(n, "key 'a'", 1)
+        held.hold("b", "key 'b'", 1)
+        clock.now += 1.0
+        for item in held.take_due():
+            held.hold(item.payload, item.where, item.size, previous=item)  # all expire
+        clock.now += 10.0
+        held.hold("late", "key 'a'", 1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(" (")[0] for line in lines] == [
+        "the broker had no queue for 1 cast(s) to key 'a'",
+        "the broker had no queue for 1 cast(s) to key 'b'",
+        "dropped 1 cast(s) to key 'a'",
+        "dropped 1 cast(s) to key 'b'",
+        "the broker had no queue for 100 cast(s) to key 'a'",
+    ]
+    assert held.dropped == 101
