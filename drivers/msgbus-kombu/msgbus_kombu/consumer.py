@@ -71,7 +71,6 @@ class ConsumerThread(Acknowledgements):
         self._driver_stop = driver_stop
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._attempted = threading.Event()
         self._callbacks_done = threading.Event()
         self._first_error: BaseException | None = None
         self._last_error: BaseException | None = None
@@ -92,17 +91,15 @@ class ConsumerThread(Acknowledgements):
                                         daemon=True)
 
     # lifecycle
-    def start(self, wait: str = "ready", deadline: float | None = None) -> None:
-        """Start the thread; ``wait`` "ready" returns once consuming, "attempt" once the queues
-        are declared or the first attempt failed. ``deadline`` (monotonic) bounds the wait and
-        the first setup: "ready" then raises MessageDeliveryFailure naming the broker and the
-        last error (a fatal first error, such as refused credentials, is raised at once)."""
+    def start(self, deadline: float | None = None,
+              late: type[MessagingException] = MessageDeliveryFailure) -> None:
+        """Start the thread and return once its queues are declared, bound and consumed.
+
+        ``deadline`` (monotonic) bounds the wait and the first setup: then the thread is told
+        to end and ``late`` is raised, naming the broker and the last error (a fatal first
+        error, such as refused credentials, is raised at once)."""
         self._start_deadline = deadline
         self._thread.start()
-        if wait == "attempt":
-            self._attempted.wait(None if deadline is None else
-                                 max(0.0, deadline - time.monotonic()))
-            return
         while not self._ready.is_set():
             left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
             if left <= 0 or self._ready.wait(left):
@@ -123,7 +120,7 @@ class ConsumerThread(Acknowledgements):
                                          "starting to consume")
         last = self._last_error
         waited = "" if deadline is None else " in time"
-        raise MessageDeliveryFailure(
+        raise late(
             f"{self.purpose}: could not consume from the AMQP broker at "
             f"{self._connector.describe()}{waited}: "
             f"{last if last is not None else 'no answer from the broker yet'}")
@@ -246,7 +243,6 @@ class ConsumerThread(Acknowledgements):
                             "%s: cannot consume from the AMQP broker at %s: %s; retrying in "
                             "%.1fs (attempt %d)", self.purpose, self._connector.describe(), exc,
                             delay, failures)
-                    self._attempted.set()
                     if self._wait(delay):
                         return
                     continue
@@ -262,7 +258,6 @@ class ConsumerThread(Acknowledgements):
                     LOG.info("%s: consuming again from %s after reconnecting", self.purpose,
                              link.endpoint.describe())
                 self._ready.set()
-                self._attempted.set()
                 connected_at = time.monotonic()
                 try:
                     self._serve(link)
@@ -289,7 +284,6 @@ class ConsumerThread(Acknowledgements):
             LOG.exception("%s: consumer thread failed", self.purpose)
         finally:
             self._callbacks_done.set()
-            self._attempted.set()
             if self._link is not None:
                 self._link.abort()
                 self._link = None
@@ -312,9 +306,7 @@ class ConsumerThread(Acknowledgements):
 
     def _setup(self) -> Link:
         """Connect, declare, bind and consume; while :meth:`start` waits, by its deadline."""
-        deadline = self._start_deadline
-        if deadline is not None and (self._ready.is_set() or time.monotonic() >= deadline):
-            deadline = None  # (a reply consumer goes on trying in the background)
+        deadline = None if self._ready.is_set() else self._start_deadline
         link = self._connector.open(self.purpose, deadline)
         try:
             prefetch = self._settings.amqp.prefetch
@@ -324,9 +316,6 @@ class ConsumerThread(Acknowledgements):
             for spec in self._queues:
                 link.declare_queue(spec, deadline)
             self._declared_once = True
-            # The queues exist: messages for them are kept from now on. A caller that waits
-            # only for that ("attempt") may go on while the consumers start.
-            self._attempted.set()
             self._generation += 1
             self._unsettled = set()
             self._commands.clear()

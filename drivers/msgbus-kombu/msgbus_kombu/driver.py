@@ -19,7 +19,7 @@ from oslo_config import cfg
 
 from msgbus.driver.amqp import Topology, expiration_ms, holds_when_unroutable, pipelines
 from msgbus.driver.base import API_VERSION, Capability, Driver, Listener, OnMessage
-from msgbus.exceptions import MessageDeliveryFailure
+from msgbus.exceptions import MessageDeliveryFailure, MessagingException, MessagingTimeout
 from msgbus.target import Target
 from msgbus.transport_url import TransportURL
 from msgbus_kombu.connection import Connector
@@ -81,15 +81,15 @@ class KombuDriver(Driver):
                             declare=queue, deadline=deadline)
 
     # consuming
-    def _start(self, consumer: ConsumerThread, wait: str,
-               deadline: float | None) -> KombuListener:
+    def _start(self, consumer: ConsumerThread, deadline: float | None,
+               late: type[MessagingException] = MessageDeliveryFailure) -> KombuListener:
         listener = KombuListener(consumer, self._forget)
         with self._lock:
             if self._closing.is_set():
                 raise MessageDeliveryFailure("the transport is closed")
             self._listeners.append(listener)
         try:
-            consumer.start(wait, deadline)
+            consumer.start(deadline, late)
         except BaseException:
             self._forget(listener)
             raise
@@ -110,7 +110,7 @@ class KombuDriver(Driver):
                                   purpose=f"server:{topic}.{server}", private=[fanout.name],
                                   driver_stop=self._closing)
         self.publisher.start_warm_up()  # the server's replies need a send connection
-        return self._start(consumer, "ready", deadline)
+        return self._start(consumer, deadline)
 
     def listen_for_notifications(self, targets: Sequence[Target], pool: str | None,
                                  on_message: OnMessage, *,
@@ -120,23 +120,23 @@ class KombuDriver(Driver):
         name = pool or ",".join(dict.fromkeys(q.name for q in queues))
         consumer = ConsumerThread(self.connector, self.settings, queues, on_message,
                                   purpose=f"notifications:{name}", driver_stop=self._closing)
-        return self._start(consumer, "ready", deadline)
+        return self._start(consumer, deadline)
 
     def listen_for_replies(self, on_message: OnMessage, *,
                            deadline: float | None = None) -> str:
-        """Declare and consume this transport's reply queue.
+        """Declare and consume this transport's reply queue (with acknowledgements: a reply
+        on its way when a connection drops is delivered again).
 
-        Returns once the queue is declared, or right after a first failed try to reach the
-        broker, or at ``deadline`` (the consumer keeps trying in the background, forever; the
-        call's send then fails or times out by its own rules, so a first call never hangs here).
-        After a reconnect the consumer declares the same queue again.
+        Returns once the queue is consumed; raises MessagingTimeout (the wait is the first
+        call's) when ``deadline`` passes first, having stopped that consumer, so the next call
+        starts afresh. After a reconnect the consumer declares the same queue again.
         """
         queue = self.topology.reply_queue()
         self.publisher.start_warm_up(self.topology.topic_exchange(None))
         consumer = ConsumerThread(self.connector, self.settings, [queue], on_message,
                                   purpose=f"replies:{queue.name}", private=[queue.name],
                                   driver_stop=self._closing)
-        self._start(consumer, "attempt", deadline)
+        self._start(consumer, deadline, MessagingTimeout)
         self._reply_address = queue.name
         return queue.name
 
