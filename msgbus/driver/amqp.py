@@ -355,14 +355,15 @@ def reconnect_delays(settings: AmqpSettings) -> Iterator[float]:
         delay += settings.retry_backoff
 
 
-#: AMQP's ports: plain and TLS (IANA; RabbitMQ's, kombu's and pika's defaults too).
+#: The port of a URL host that names none (oslo.messaging's rule, over TLS too).
 DEFAULT_PORT = 5672
-DEFAULT_TLS_PORT = 5671
 
 
 def default_port(ssl: bool) -> int:
-    """The port of a URL host that names none: 5671 over TLS, else 5672."""
-    return DEFAULT_TLS_PORT if ssl else DEFAULT_PORT
+    """The port of a URL host that names none: 5672, over TLS too, as oslo.messaging does, so
+    that an operator's existing URLs reach the same port (RabbitMQ's TLS listener is usually
+    on 5671: name it in the URL). One rule for every AMQP driver."""
+    return DEFAULT_PORT
 
 
 def host_order(hosts: list[Any], start: int = 0) -> Iterator[Any]:

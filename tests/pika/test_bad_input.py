@@ -255,19 +255,20 @@ class TestTls:
             {}, "note", value="ok")
         assert endpoint.wait_seen(lambda seen: seen == ["ok"], timeout=20)
 
-    def test_default_port_is_5671(self, closer: Closer) -> None:
-        """A URL host without a port means 5671 over TLS (AMQPS), 5672 otherwise."""
+    def test_default_port_is_oslo_messagings(self, closer: Closer) -> None:
+        """A URL host without a port means 5672, over TLS too, as with oslo.messaging."""
         from msgbus.transport_url import TransportHost
         from msgbus_pika.options import PikaSettings
         from msgbus_pika.parameters import connection_parameters
-        for query, port in (("?ssl=true", 5671), ("", 5672)):
+        for query, port in (("?ssl=true", 5672), ("", 5672)):
             settings = PikaSettings.from_conf(make_conf(), {"ssl": "true"} if query else {})
             params = connection_parameters(settings, TransportHost("127.0.0.1"), "/", None, "t")
             assert params.port == port
-        # End to end: the attempt goes to 5671 (nobody listens there) and says so.
+        # End to end: the attempt goes to 5672 (plain AMQP there: the TLS handshake fails) and
+        # says so.
         url = "pika://guest:guest@127.0.0.1/?ssl=true&ssl_verify=false"
         client = msgbus.get_rpc_client(closer.transport(url), msgbus.Target(topic="t"), retry=0)
-        with pytest.raises(MessageDeliveryFailure, match="127.0.0.1:5671"):
+        with pytest.raises(MessageDeliveryFailure, match="127.0.0.1:5672"):
             client.cast({}, "echo", value=1)
 
     def test_plain_client_on_tls_port_fails_clearly(self, closer: Closer,

@@ -195,8 +195,8 @@ def test_reconnects_are_fast_at_first_then_back_off() -> None:
     assert all(0.05 <= d <= 0.15 for d in fast), "default: every ~0.1 s in the first 30 s"
 
 
-def test_tls_has_its_own_default_port() -> None:
-    assert amqp.default_port(True) == 5671 and amqp.default_port(False) == 5672
+def test_the_default_port_is_oslo_messagings_over_tls_too() -> None:
+    assert amqp.default_port(True) == 5672 and amqp.default_port(False) == 5672
 
 
 def test_only_casts_to_queues_are_held_when_unroutable() -> None:

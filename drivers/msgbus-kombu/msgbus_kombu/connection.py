@@ -57,7 +57,7 @@ class Stopped(Exception):
 
 def endpoints_from_url(url: TransportURL, ssl: bool = False) -> list[Endpoint]:
     """The URL's hosts as endpoints; missing parts default to localhost, guest/guest, ``/`` and
-    AMQP's port (5671 over TLS, else 5672: :func:`msgbus.driver.amqp.default_port`)."""
+    5672 (over TLS too, as oslo.messaging: :func:`msgbus.driver.amqp.default_port`)."""
     vhost = url.virtual_host or "/"
     hosts = url.hosts or []
     port = default_port(ssl)

@@ -3,19 +3,20 @@
 * :class:`InFlight`: a cast published ahead of its confirm (pipelined), kept until the broker
   confirms it; published again after a cut or a nack (at most :data:`MAX_CAST_ATTEMPTS` times),
   or held when the broker returns it (see :mod:`msgbus_kombu.keeper`).
-* :class:`Recent`: what the broker confirmed lately. A broker that stops or restarts drops its
-  non-durable queues with whatever they hold: messages it confirmed a moment before, whose
-  consumer was already gone (a cast, a call's request, a reply). It closes its connections with
-  reason ``shutdown``, or just resets them. So each send connection remembers what the broker
-  confirmed in the last :data:`RECENT_SECONDS` (bodies up to 16 KiB; with durable queues only
-  replies, whose queues are never durable), and when the connection ends that way (a
-  ``shutdown`` close, a reset, an end of stream: :func:`broker_may_have_lost`), publishes those
-  again, mandatory, once the broker is back: a copy that finds no queue yet is held until its
-  queue is declared again. A reset can also be a network cut with the broker fine: then
-  receivers get some messages twice and drop the copies (msgbus remembers the last
-  ``rpc_duplicate_window`` unique ids, oslo.messaging the last 16). An operator's forced close
-  (``close_all_connections``), a refused or frozen link send nothing again. Messages older than
-  that in a non-durable queue die with the broker: durable or quorum queues are the answer.
+* :class:`Recent`: the replies the broker confirmed lately. A broker that stops drops its
+  non-durable queues with whatever they hold, replies on their way to a caller among them. It
+  closes its connections with reason ``shutdown``, or just resets them. So each send connection
+  remembers the replies the broker confirmed in the last :data:`RECENT_SECONDS` (bodies up to
+  16 KiB), and when the connection ends that way (:func:`broker_may_have_lost`) publishes them
+  again, mandatory, once the broker is back: a copy that finds no reply queue yet is held until
+  the caller declares it again. This is safe because a reply queue has exactly one consumer,
+  the caller's transport, which drops a reply it already had by its ``_unique_id``.
+
+  Casts and call requests are not sent again this way (``everything`` stays off in the
+  driver): most of what the broker confirmed in the last second was already taken by a server,
+  and a copy sent again could reach another server of the same topic (or an oslo.messaging
+  server, which remembers only 16 ids) and run twice. A message that sat in a non-durable queue
+  when the broker stopped dies with it: durable or quorum queues are the answer.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ class PublisherPool:
     # the pool
     def _new_slot(self) -> PublishSlot:
         slot = PublishSlot(self._connector, len(self._slots) + 1, self._window,
-                           self._on_returned, remember=not self._settings.amqp.durable)
+                           self._on_returned, remember=False)
         self._slots.append(slot)
         return slot
 

@@ -13,8 +13,8 @@ connection fails first. Casts to topic and server queues go out mandatory: a cop
 returns (no queue bound yet; the return comes before its confirm) is handed to ``on_returned``,
 which keeps it for sending again (see :mod:`msgbus_kombu.keeper`).
 
-What the broker confirmed lately is remembered too (:class:`~msgbus_kombu.copies.Recent`) and
-published again when the connection ends as it does when the broker stops.
+The replies the broker confirmed lately are remembered too (:class:`~msgbus_kombu.copies.Recent`)
+and published again when the connection ends as it does when the broker stops.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class PublishSlot:
         self.index = index
         self.window = window
         self._on_returned = on_returned
-        #: the messages confirmed lately (all of them with ``remember``, else replies only)
+        #: the messages confirmed lately (all of them with ``remember``, else replies only; the
+        #: driver remembers replies only: see :mod:`msgbus_kombu.copies`)
         self.recent = Recent(remember)
         self.link: Link | None = None
         self.last_used = time.monotonic()

@@ -29,7 +29,7 @@ def broker_hosts(url: TransportURL) -> list[TransportHost]:
 
 
 def host_port(settings: PikaSettings, host: TransportHost) -> int:
-    """The port to connect to: the URL's, else AMQP's default (5671 over TLS, 5672 plain)."""
+    """The port to connect to: the URL's, else 5672 (over TLS too, as oslo.messaging)."""
     return host.port or default_port(settings.amqp.ssl)
 
 
