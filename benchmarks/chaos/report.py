@@ -49,6 +49,8 @@ def _cells(result: dict[str, Any]) -> list[str]:
                  f"{m['casts_raised_but_processed']} of them processed anyway")
         sent += f"; {m['casts_open_at_end']} unfinished)" if m["casts_open_at_end"] else ")"
     lost = _with(m["casts_lost"], m["casts_lost_by_phase"])
+    if m.get("casts_lost_at_stop"):
+        lost += f"; {m['casts_lost_at_stop']} returned just before the stop (in its queue)"
     queued = sum(result.get("queued_at_end", {}).values())
     if queued:
         lost += f"; {queued:,} messages still in the topic's queues at the end"
@@ -60,7 +62,9 @@ def _cells(result: dict[str, Any]) -> list[str]:
         _with(raised, m["calls_raised"]),
         f"{m['calls_wrong_reply']:,}",
         late,
-        _with(sum(m["calls_failed_outlasted"].values()), m["calls_failed_outlasted"]),
+        _with(sum(m["calls_failed_outlasted"].values()), m["calls_failed_outlasted"])
+        + (f"; {m['calls_failed_outlasted_at_stop']} in flight at the stop"
+           if m.get("calls_failed_outlasted_at_stop") else ""),
         sent,
         lost,
         doubled,
