@@ -3,6 +3,9 @@ batches (size and timeout), requeue, store-and-forward, volume, malformed input,
 
 Scenarios that need a driver capability (requeue, store-and-forward) are marked xfail with the
 missing capability named when the driver does not declare it.
+
+(Over 400 lines on purpose: it is the notification contract a driver author reads, one scenario
+group per class, with the small helpers they share.)
 """
 
 from __future__ import annotations

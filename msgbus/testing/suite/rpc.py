@@ -1,5 +1,8 @@
 """RPC scenarios every driver must pass: topic, server and fanout delivery, call and cast,
-timeouts, remote errors, versions, namespaces, policies, payloads, concurrency, lifecycle."""
+timeouts, remote errors, versions, namespaces, policies, payloads, concurrency, lifecycle.
+
+(Over 400 lines on purpose: it is the RPC contract a driver author reads, one scenario group per
+class; the fault scenarios live in :mod:`msgbus.testing.suite.faults`.)"""
 
 from __future__ import annotations
 
