@@ -18,11 +18,11 @@ import errno
 import logging
 import os
 import select
-import struct
 import threading
 import time
 from typing import TYPE_CHECKING
 
+from msgbus_kombu.frames import settle_frame
 from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link
 
 if TYPE_CHECKING:
@@ -136,8 +136,7 @@ class Acknowledgements:
             return
         try:
             # Basic.Ack(tag, multiple) or Basic.Reject(tag, requeue): one small frame
-            link.write(struct.pack(">BHIHHQBB", 1, self._channel_id, 13, 60, method, tag, flag,
-                                   0xCE))
+            link.write(settle_frame(self._channel_id, method, tag, flag))
         except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
             LOG.info("%s: could not settle delivery %s (%s); the broker will redeliver it",
                      self.purpose, tag, exc)

@@ -2,12 +2,16 @@
 
 py-amqp builds a publish from several objects and reads a frame with three system calls; the
 driver's sends write ready-made frames (:func:`publish_frames`) and its links read through one
-buffered ``recv_into`` per burst (:class:`FrameReader`). Everything else goes through py-amqp.
+buffered ``recv_into`` per burst (:class:`FrameReader`), and consumers settle deliveries with
+one small frame each (:func:`settle_frame`). Everything else goes through py-amqp. This is the
+one module that builds frames itself or reaches into py-amqp's transport
+(:func:`install_reader`, :func:`library_buffered`).
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from typing import Any
 
@@ -20,6 +24,27 @@ from msgbus.driver.amqp import CONTENT_ENCODING, CONTENT_TYPE, DELIVERY_MODE_PER
 ACK_PREFIX = b"\x00\x3c\x00\x50"
 _METHOD_PUBLISH = b"\x00\x3c\x00\x28"  # Basic.Publish (60, 40), then ticket 0
 _FRAME_END = b"\xce"
+
+
+def settle_frame(channel: int, method: int, tag: int, flag: int) -> bytes:
+    """Basic.Ack (method 80; ``flag``: multiple) or Basic.Reject (method 90; ``flag``: requeue)
+    of delivery ``tag``, as one method frame."""
+    return struct.pack(">BHIHHQBB", 1, channel, 13, 60, method, tag, flag, 0xCE)
+
+
+def install_reader(transport: Any, sock: socket.socket) -> "FrameReader | None":
+    """Make py-amqp's ``transport`` read frames through a :class:`FrameReader` on ``sock``
+    (plain TCP, nothing buffered yet); None when that cannot be done (TLS), and py-amqp reads."""
+    if isinstance(sock, ssl.SSLSocket) or transport._read_buffer:
+        return None
+    reader = FrameReader(sock)
+    transport.read_frame = reader.read_frame
+    return reader
+
+
+def library_buffered(transport: Any) -> bool:
+    """Whether py-amqp's own reader holds bytes it read but has not handled yet."""
+    return bool(transport._read_buffer)
 
 
 def _shortstr(text: str) -> bytes:

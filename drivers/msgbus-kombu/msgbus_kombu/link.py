@@ -14,7 +14,6 @@ import dataclasses
 import logging
 import select
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,7 +24,7 @@ import kombu
 import kombu.exceptions
 
 from msgbus.driver.amqp import ExchangeSpec, QueueSpec
-from msgbus_kombu.frames import FrameReader
+from msgbus_kombu.frames import FrameReader, install_reader, library_buffered
 from msgbus_kombu.options import Settings
 
 LOG = logging.getLogger(__name__)
@@ -85,11 +84,7 @@ class Link:
         self.sock: socket.socket = self.conn.sock
         self.io_timeout = settings.io_timeout
         self.sock.settimeout(self._timeout_until(deadline))
-        self._reader: FrameReader | None = None
-        if not isinstance(self.sock, ssl.SSLSocket) and \
-                not self.transport._read_buffer:
-            self._reader = FrameReader(self.sock)
-            self.transport.read_frame = self._reader.read_frame
+        self._reader: FrameReader | None = install_reader(self.transport, self.sock)
         #: The owner's fast path for the frames it expects most (deliveries, confirms).
         self.hook: FrameHook | None = None
         self._poller = select.poll()
@@ -136,7 +131,7 @@ class Link:
         reader = self._reader
         if reader is not None:
             return reader.has_data()
-        if self.transport._read_buffer:
+        if library_buffered(self.transport):
             return True
         pending = getattr(self.sock, "pending", None)
         return bool(pending is not None and pending())
