@@ -370,3 +370,27 @@ def run_timed(actions: dict[str, Callable[[], Any]], bound: float) -> dict[str, 
     for thread in threads:
         thread.join(max(0.0, until - time.monotonic()))
     return out
+
+
+def fail_unless_all_failed_in_time(outcomes: dict[str, Timed], expected: type[BaseException],
+                                   limit: float, limit_text: str, waited: float) -> None:
+    """Fail the test unless every action of ``outcomes`` (from :func:`run_timed`, which waited
+    ``waited`` seconds) raised ``expected`` within ``limit`` + DEADLINE_SLACK seconds while the
+    broker was down; ``limit_text`` names the limit (e.g. ``timeout 2s``). Lists every problem."""
+    bound = limit + DEADLINE_SLACK
+    problems = []
+    for what, out in outcomes.items():
+        if out.took is None:
+            problems.append(f"{what} was still blocked after {waited:g}s ({limit_text})")
+        elif out.error is None:
+            problems.append(f"{what} returned {out.result!r} after {out.took:.2f}s as if the "
+                            "broker were there")
+        elif not isinstance(out.error, expected):
+            problems.append(f"{what} raised {brief(out.error)} after {out.took:.2f}s, not "
+                            f"{expected.__name__}")
+        elif out.took > bound:
+            problems.append(f"{what} raised {type(out.error).__name__} only after "
+                            f"{out.took:.2f}s ({limit_text} + {DEADLINE_SLACK:g}s slack)")
+    if problems:
+        pytest.fail("with the broker down:\n" + "\n".join(f"- {p}" for p in problems),
+                    pytrace=False)
