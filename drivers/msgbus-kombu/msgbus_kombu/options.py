@@ -43,6 +43,11 @@ kombu_opts = [
     cfg.StrOpt("connection_name_prefix", default="msgbus",
                help="Prefix of the connection_name client property shown by the broker "
                     "(e.g. rabbitmqctl list_connections client_properties)."),
+    cfg.BoolOpt("fast_path", default=True,
+                help="Publish, read and settle with the driver's own frame code "
+                     "(msgbus_kombu.frames) where the installed py-amqp and kombu are versions "
+                     "it was verified against; false (or other versions) uses only py-amqp's "
+                     "public API."),
 ]
 
 
@@ -66,6 +71,7 @@ class KombuSettings:
     failover_strategy: str
     listener_drain_timeout: float
     connection_name_prefix: str
+    fast_path: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
