@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "a cast, a fanout and a remote error")
     demo_parser.add_argument("--url", default="fake://",
                              help="transport URL (default: fake://, no broker needed)")
-    demo_parser.add_argument("--async", dest="use_async", action="store_true", help="the same demo with an asyncio server (async endpoints) and awaited calls")
+    demo_parser.add_argument("--async", dest="use_async", action="store_true", help="asyncio")
     demo_parser.set_defaults(func=demo.run)
     drivers_parser = sub.add_parser("drivers", help="list the installed transport drivers")
     drivers_parser.set_defaults(func=_list_drivers)
