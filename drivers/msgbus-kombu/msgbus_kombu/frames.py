@@ -1,4 +1,4 @@
-"""AMQP frames written and read by hand on the hot paths: publishing and reading.
+"""The fast path: AMQP frames written and read by hand on the hot paths (publishing, reading).
 
 py-amqp builds a publish from several objects and reads a frame with three system calls; the
 driver's sends write ready-made frames (:func:`publish_frames`) and its links read through one
@@ -6,19 +6,70 @@ buffered ``recv_into`` per burst (:class:`FrameReader`), and consumers settle de
 one small frame each (:func:`settle_frame`). Everything else goes through py-amqp. This is the
 one module that builds frames itself or reaches into py-amqp's transport
 (:func:`install_reader`, :func:`library_buffered`).
+
+It is used only with the py-amqp and kombu releases it was verified against (:data:`VERIFIED`,
+checked at import: :data:`VERSIONS_OK`, logged once when they do not match) and while the
+``fast_path`` option is on; otherwise the driver uses py-amqp's public API alone
+(``basic_publish``, ``drain_events``, ``basic_ack``/``basic_reject``). Unit tests compare what
+this module writes and reads with py-amqp's own frame writer and reader, byte for byte.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import struct
+from importlib import metadata
 from typing import Any
 
 import amqp.exceptions
 from amqp.basic_message import Message
 
 from msgbus.driver.amqp import CONTENT_ENCODING, CONTENT_TYPE, DELIVERY_MODE_PERSISTENT
+
+LOG = logging.getLogger(__name__)
+
+#: Release series (major, minor) the fast path was verified against, per distribution: it reads
+#: py-amqp's transport internals (``read_frame``, ``_read_buffer``) and its heartbeat counters.
+VERIFIED: dict[str, frozenset[tuple[int, int]]] = {
+    "amqp": frozenset({(5, 4)}),
+    "kombu": frozenset({(5, 3), (5, 4), (5, 5), (5, 6), (5, 7)}),
+}
+
+
+def _series(version: str) -> tuple[int, int] | None:
+    parts = version.split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def unverified_versions() -> list[str]:
+    """The installed distributions (``name version``) whose release the fast path was not
+    verified against; empty when it may be used."""
+    out = []
+    for name, series in VERIFIED.items():
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "(not installed)"
+        if _series(version) not in series:
+            out.append(f"{name} {version}")
+    return out
+
+
+def _check_versions() -> bool:
+    unverified = unverified_versions()
+    if unverified:
+        LOG.info("msgbus-kombu's fast path is off: it was not verified against %s; the driver "
+                 "uses py-amqp's public API only", ", ".join(unverified))
+    return not unverified
+
+
+#: Whether the installed py-amqp and kombu are releases the fast path was verified against.
+VERSIONS_OK: bool = _check_versions()
 
 #: Basic.Ack (class 60, method 80): the broker confirms a published message.
 ACK_PREFIX = b"\x00\x3c\x00\x50"

@@ -89,6 +89,12 @@ class Settings:
         return float(self.amqp.heartbeat or 60)
 
     @property
+    def fast_path(self) -> bool:
+        """Whether links use :mod:`msgbus_kombu.frames` (the option, and verified versions)."""
+        from msgbus_kombu.frames import VERSIONS_OK  # (imports py-amqp: only when asked)
+        return self.kombu.fast_path and VERSIONS_OK
+
+    @property
     def heartbeat_interval(self) -> float | None:
         """Seconds between heartbeat checks on a connection, None when heartbeats are off."""
         if not self.amqp.heartbeat:
