@@ -16,4 +16,13 @@ A driver's test module runs the whole suite against its broker::
 Scenarios a driver cannot honour are declared by its ``capabilities`` and show up as xfail with
 the missing capability named, never as silent skips. A driver that declares RECONNECT must
 provide ``fault_injector`` (AMQP drivers on RabbitMQ: :mod:`msgbus.testing.rabbit_faults`).
+
+RabbitMQ helpers for tests that need real brokers:
+:func:`msgbus.testing.rabbitmq.private_rabbit_node` (one throw-away node) and :func:`msgbus.testing.rabbit_cluster.rabbit_cluster` (a throw-away
+3-node cluster whose nodes a test can kill and bring back).
 """
+
+from msgbus.testing.rabbit_cluster import RabbitCluster, rabbit_cluster
+from msgbus.testing.rabbitmq import RabbitNode, private_rabbit_node
+
+__all__ = ["RabbitCluster", "RabbitNode", "private_rabbit_node", "rabbit_cluster"]
