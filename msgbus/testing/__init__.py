@@ -17,9 +17,9 @@ Scenarios a driver cannot honour are declared by its ``capabilities`` and show u
 the missing capability named, never as silent skips. A driver that declares RECONNECT must
 provide ``fault_injector`` (AMQP drivers on RabbitMQ: :mod:`msgbus.testing.rabbit_faults`).
 
-RabbitMQ helpers for tests that need real brokers:
-:func:`msgbus.testing.rabbitmq.private_rabbit_node` (one throw-away node) and :func:`msgbus.testing.rabbit_cluster.rabbit_cluster` (a throw-away
-3-node cluster whose nodes a test can kill and bring back).
+RabbitMQ helpers for tests that need real brokers: ``private_rabbit_node`` (one throw-away
+node, :mod:`msgbus.testing.rabbitmq`) and ``rabbit_cluster`` (a throw-away 3-node cluster whose
+nodes a test can kill and bring back, :mod:`msgbus.testing.rabbit_cluster`).
 """
 
 from msgbus.testing.rabbit_cluster import RabbitCluster, rabbit_cluster
