@@ -2,12 +2,19 @@
 
 Subclasses (the RPC server, notification listeners) say what to listen on and what to do with
 one delivery; this class owns the listener and the executor.
+
+From asyncio code, ``await start_async()`` / ``stop_async()`` / ``wait_async()`` (or
+``async with server:``) do the same without blocking the event loop; with the ``asyncio``
+executor the loop they run on is the one the async endpoints run on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import threading
+from types import TracebackType
 from typing import Any
 
 from msgbus.driver.base import IncomingMessage, Listener
@@ -53,13 +60,27 @@ class MessageHandlingServer:
     def running(self) -> bool:
         return self._listener is not None
 
+    @property
+    def runs_coroutines(self) -> bool:
+        """Whether the executor runs ``async def`` handlers (the ``asyncio`` executor)."""
+        return bool(getattr(self._executor_cls, "runs_coroutines", False))
+
+    def _ensure_executor(self, loop: asyncio.AbstractEventLoop | None = None) -> Executor:
+        # caller holds self._lock; an asyncio executor binds to the caller's loop and context
+        if self._executor is None:
+            executor = self._executor_cls(self.conf)
+            attach = getattr(executor, "attach", None)
+            if attach is not None:
+                attach(loop)
+            self._executor = executor
+        return self._executor
+
     def start(self, override_pool_size: int | None = None) -> None:
         """Begin consuming; safe to call on a started server (no effect)."""
         with self._lock:
             if self._listener is not None:
                 return
-            if self._executor is None:
-                self._executor = self._executor_cls(self.conf)
+            self._ensure_executor()
             try:
                 self._listener = self._create_listener()
             except Exception as exc:
@@ -82,6 +103,12 @@ class MessageHandlingServer:
 
     def wait(self) -> None:
         """Block until every message the server took has been handled."""
+        executor = self._executor
+        on_loop = getattr(executor, "on_loop_thread", None)
+        if on_loop is not None and on_loop():
+            raise RuntimeError("wait() on the event loop the server's async endpoints run on "
+                               "would block them: use 'await server.wait_async()' (or "
+                               "'async with server:')")
         if self._listener is not None:
             LOG.warning("wait() called on a running server: stopping it first")
             self.stop()
@@ -89,6 +116,51 @@ class MessageHandlingServer:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+        self._waited()
+
+    def _waited(self) -> None:
+        """Hook: everything taken has been handled (subclasses release their helpers)."""
+
+    # -- asyncio ---------------------------------------------------------------------------
+    async def start_async(self) -> None:
+        """:meth:`start` from a coroutine: connecting and declaring queues run off the loop;
+        the ``asyncio`` executor runs the async endpoints on this loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._listener is not None:
+                return
+            self._ensure_executor(loop)
+        await loop.run_in_executor(None, contextvars.copy_context().run, self.start)
+
+    async def stop_async(self) -> None:
+        """:meth:`stop` from a coroutine, without blocking the loop."""
+        await asyncio.get_running_loop().run_in_executor(None, self.stop)
+
+    async def wait_async(self) -> None:
+        """:meth:`wait` from a coroutine: returns once every message taken has been handled
+        (async handlers included), without blocking the loop."""
+        if self._listener is not None:
+            LOG.warning("wait_async() called on a running server: stopping it first")
+            await self.stop_async()
+        with self._lock:
+            executor, self._executor = self._executor, None
+        loop = asyncio.get_running_loop()
+        if executor is not None:
+            shutdown_async = getattr(executor, "shutdown_async", None)
+            if shutdown_async is not None:
+                await shutdown_async()
+            else:
+                await loop.run_in_executor(None, executor.shutdown, True)
+        await loop.run_in_executor(None, self._waited)
+
+    async def __aenter__(self) -> "MessageHandlingServer":
+        await self.start_async()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop_async()
+        await self.wait_async()
 
     def reset(self) -> None:
         """Kept for oslo.messaging compatibility: nothing to reset between runs."""

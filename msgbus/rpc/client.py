@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import time
@@ -185,21 +186,31 @@ class _CallContext:
 
     def _prepare_call(self, ctxt: Any, method: str, kwargs: dict) -> _Call:
         start = time.monotonic()
+        msg = self._call_message(ctxt, method, kwargs)
+        timeout, deadline = self._call_deadline(start)
+        return self._register_call(msg, method, timeout, deadline)
+
+    def _call_message(self, ctxt: Any, method: str, kwargs: dict) -> dict:
         self.target.require("topic", why="to send a message")
         if self.target.fanout:
             raise InvalidTarget("A call cannot be used with fanout", self.target)
-        msg = self._message(ctxt, method, kwargs)
+        return self._message(ctxt, method, kwargs)
+
+    def _call_deadline(self, start: float) -> tuple[float | None, float | None]:
         timeout = self.timeout
         if timeout is None:
             timeout = self.transport.conf.rpc_response_timeout
-        deadline = start + timeout if timeout else None
+        return timeout or None, (start + timeout if timeout else None)
+
+    def _register_call(self, msg: dict, method: str, timeout: float | None,
+                       deadline: float | None) -> _Call:
         waiter = self.transport.reply_waiter(deadline)
         msg_id = envelope.new_id()
         msg["_msg_id"] = msg_id
         msg["_reply_q"] = waiter.address
         msg["_timeout"] = self.call_monitor_timeout
-        return _Call(waiter, envelope.encode(msg), waiter.register(msg_id), timeout or None,
-                     deadline, method)
+        return _Call(waiter, envelope.encode(msg), waiter.register(msg_id), timeout, deadline,
+                     method)
 
     def call(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
         """Invoke ``method(**kwargs)`` on one server and return its result.
@@ -218,25 +229,60 @@ class _CallContext:
                                   lambda: self._describe(method, call.timeout))
         return self.serializer.deserialize_entity(ctxt, result)
 
-    async def call_async(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
-        """:meth:`call` for asyncio: awaits the reply without blocking the event loop."""
-        loop = asyncio.get_running_loop()
-        call = await loop.run_in_executor(None, self._prepare_call, ctxt, method, kwargs)
+    def _send_call(self, msg: dict, method: str, timeout: float | None,
+                   deadline: float | None) -> _Call:
+        """Register and send a call (off the event loop: both may wait on the broker)."""
+        call = self._register_call(msg, method, timeout, deadline)
         try:
-            await loop.run_in_executor(None, self._publish_call, call)
+            self._publish_call(call)
         except BaseException:
             call.waiter.forget(call.pending.msg_id)
             raise
+        return call
+
+    async def call_async(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
+        """:meth:`call` for asyncio: same options and outcomes, without blocking the loop.
+
+        The arguments and context are serialized in the caller's task (its ``contextvars``
+        are visible to the serializer); the send runs on the loop's default executor and the
+        wait is a future, so many calls in flight need no thread each. Cancelling the awaiting
+        task frees the call's reply slot: a reply arriving later is dropped.
+        """
+        loop = asyncio.get_running_loop()
+        start = time.monotonic()
+        msg = self._call_message(ctxt, method, kwargs)
+        timeout, deadline = self._call_deadline(start)
+        sending = loop.run_in_executor(None, contextvars.copy_context().run, self._send_call,
+                                       msg, method, timeout, deadline)
+        try:
+            # Bounded by the deadline even while every executor thread is busy sending.
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            call = await asyncio.wait_for(asyncio.shield(sending), left)
+        except (asyncio.CancelledError, asyncio.TimeoutError) as exc:
+            # The send may still finish in its thread: free the slot it registers then.
+            sending.add_done_callback(_forget_sent_call)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise MessagingTimeout(f"Timed out sending a message"
+                                   f"{self._describe(method, timeout)}: the send did not "
+                                   f"finish in time") from None
         result = await call.waiter.wait_async(call.pending, call.deadline,
                                               self.call_monitor_timeout,
                                               lambda: self._describe(method, call.timeout))
         return self.serializer.deserialize_entity(ctxt, result)
 
     async def cast_async(self, ctxt: Any, method: str, **kwargs: Any) -> None:
-        """:meth:`cast` for asyncio: the send runs off the event loop."""
+        """:meth:`cast` for asyncio: serialized in the caller's task, sent off the loop."""
         self.target.require("topic", why="to send a message")
         body = envelope.encode(self._message(ctxt, method, kwargs))
         await asyncio.get_running_loop().run_in_executor(None, self._publish, body, None)
+
+
+def _forget_sent_call(sending: asyncio.Future) -> None:
+    if sending.cancelled() or sending.exception() is not None:
+        return
+    call = sending.result()
+    call.waiter.forget(call.pending.msg_id)
 
 
 class RPCClient(_CallContext):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import abc
 import functools
+import inspect
 import logging
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from msgbus.exceptions import (ExpectedException, NoSuchMethod, RPCDispatcherError,
                                UnsupportedVersion)
@@ -60,6 +61,15 @@ def expose(func: Callable) -> Callable:
 def expected_exceptions(*exceptions: type[BaseException]) -> Callable[[Callable], Callable]:
     """Declare exceptions an endpoint method raises on purpose: they are logged at debug only."""
     def decorator(func: Callable) -> Callable:
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def inner_async(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await func(*args, **kwargs)
+                except exceptions:
+                    raise ExpectedException()
+            return inner_async
+
         @functools.wraps(func)
         def inner(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -115,8 +125,8 @@ class RPCDispatcher:
             raise NoSuchMethod(method)
         raise UnsupportedVersion(version, method=method)
 
-    def dispatch(self, ctxt: dict, message: dict) -> Any:
-        """Run the request in ``message`` with context ``ctxt``; return the serialized result."""
+    def _prepare(self, ctxt: dict, message: dict) -> tuple[Callable, Any, dict]:
+        """The endpoint method, the user's context and the deserialized arguments."""
         method = message.get("method")
         if not isinstance(method, str) or not method:
             raise NoSuchMethod(repr(method))
@@ -129,5 +139,47 @@ class RPCDispatcher:
         func = self.find(method, namespace, version)
         user_ctxt = self.serializer.deserialize_context(ctxt)
         kwargs = {k: self.serializer.deserialize_entity(user_ctxt, v) for k, v in args.items()}
+        return func, user_ctxt, kwargs
+
+    def is_async(self, message: dict) -> bool:
+        """Whether the request names an ``async def`` endpoint method (False when it names
+        nothing callable: the error is raised where the request is dispatched)."""
+        method = message.get("method")
+        if not isinstance(method, str) or not method:
+            return False
+        try:
+            func = self.find(method, message.get("namespace"),
+                             str(message.get("version") or _DEFAULT_VERSION))
+        except (NoSuchMethod, UnsupportedVersion):
+            return False
+        return inspect.iscoroutinefunction(func)
+
+    def dispatch(self, ctxt: dict, message: dict) -> Any:
+        """Run the request in ``message`` with context ``ctxt``; return the serialized result."""
+        func, user_ctxt, kwargs = self._prepare(ctxt, message)
+        if inspect.iscoroutinefunction(func):
+            raise RPCDispatcherError(
+                f"endpoint method {message.get('method')!r} is 'async def': serve it with "
+                f"get_rpc_server(..., executor='asyncio') started from the application's event "
+                f"loop")
         result = func(user_ctxt, **kwargs)
         return self.serializer.serialize_entity(user_ctxt, result)
+
+    async def dispatch_async(self, ctxt: dict, message: dict,
+                             run_in_thread: Callable[..., Awaitable[Any]]) -> Any:
+        """:meth:`dispatch` on an event loop: an ``async def`` method is awaited here, a plain
+        one runs through ``run_in_thread(fn, *args)`` so it cannot block the loop."""
+        func, user_ctxt, kwargs = self._prepare(ctxt, message)
+        if inspect.iscoroutinefunction(func):
+            result = await func(user_ctxt, **kwargs)
+        else:
+            result = await run_in_thread(functools.partial(func, user_ctxt, **kwargs))
+        return self.serializer.serialize_entity(user_ctxt, result)
+
+    def has_async_methods(self) -> bool:
+        """Whether some endpoint has a public ``async def`` method (to warn about executors)."""
+        for endpoint in self.endpoints:
+            for name, value in inspect.getmembers(type(endpoint)):
+                if not name.startswith("_") and inspect.iscoroutinefunction(value):
+                    return True
+        return False

@@ -42,6 +42,11 @@ class RPCServer(MessageHandlingServer):
         self._recent = RecentIds(self.conf.rpc_duplicate_window)
         self._heartbeats = HeartbeatScheduler()
         self._send_tb = self.conf.rpc_send_remote_traceback
+        self._async_endpoints = self.runs_coroutines
+        if not self.runs_coroutines and dispatcher.has_async_methods():
+            LOG.warning("RPC server %s has 'async def' endpoint methods but the %r executor "
+                        "cannot run them: build it with executor='asyncio'", target,
+                        self.executor_type)
 
     def start(self, override_pool_size: int | None = None) -> None:
         """Begin consuming. The target is checked here (topic and server required), not when
@@ -64,39 +69,70 @@ class RPCServer(MessageHandlingServer):
         if isinstance(unique_id, str) and self._recent.seen(unique_id):
             LOG.warning("RPC server %s dropped duplicate message %s", self.target, unique_id)
             return
-        self._submit(self._process, message)
+        if self._async_endpoints and self.dispatcher.is_async(message):
+            self._submit(self._process_async, message)
+        else:
+            self._submit(self._process, message)
 
-    def _process(self, message: dict) -> None:
+    def _begin(self, message: dict) -> tuple[str | None, str | None, dict, Any]:
+        """Take the reply fields out of ``message``; start heartbeats when the caller asked."""
         msg_id = message.pop("_msg_id", None)
         reply_q = message.pop("_reply_q", None)
         monitor = message.pop("_timeout", None)
         ctxt = envelope.unpack_context(message)
         ctxt["client_timeout"] = monitor
-        wants_reply = isinstance(msg_id, str) and isinstance(reply_q, str)
+        if not (isinstance(msg_id, str) and isinstance(reply_q, str)):
+            return None, None, ctxt, None
         beat_handle = None
-        if wants_reply and isinstance(monitor, (int, float)) and monitor > 0:
+        if isinstance(monitor, (int, float)) and monitor > 0:
             beat_handle = self._heartbeats.add(
                 max(monitor / 2, _MIN_HEARTBEAT_INTERVAL),
                 lambda: self._reply(msg_id, reply_q, None, None, ending=False))
+        return msg_id, reply_q, ctxt, beat_handle
+
+    def _failure(self, method: Any, exc: Exception) -> BaseException:
+        """What the caller is told about ``exc`` raised by dispatching ``method`` (logged)."""
+        if isinstance(exc, ExpectedException):
+            failure = exc.exc_info[1]
+            LOG.debug("expected exception in %s: %r", method, failure)
+            return failure if failure is not None else exc
+        if isinstance(exc, (NoSuchMethod, UnsupportedVersion, RPCDispatcherError)):
+            LOG.warning("RPC server %s could not dispatch %r: %s", self.target, method, exc)
+            return exc
+        LOG.error("exception in RPC method %r", method, exc_info=exc)
+        return exc
+
+    def _process(self, message: dict) -> None:
+        msg_id, reply_q, ctxt, beat_handle = self._begin(message)
         try:
             try:
                 result, failure = self.dispatcher.dispatch(ctxt, message), None
-            except ExpectedException as wrapped:
-                exc = wrapped.exc_info[1]
-                LOG.debug("expected exception in %s: %r", message.get("method"), exc)
-                result, failure = None, exc
-            except (NoSuchMethod, UnsupportedVersion, RPCDispatcherError) as exc:
-                LOG.warning("RPC server %s could not dispatch %r: %s", self.target,
-                            message.get("method"), exc)
-                result, failure = None, exc
             except Exception as exc:
-                LOG.exception("exception in RPC method %r", message.get("method"))
-                result, failure = None, exc
+                result, failure = None, self._failure(message.get("method"), exc)
         finally:
             if beat_handle is not None:
                 self._heartbeats.cancel(beat_handle)
-        if wants_reply:
+        if msg_id is not None and reply_q is not None:
             self._reply(msg_id, reply_q, result, failure, ending=True)
+
+    async def _process_async(self, message: dict) -> None:
+        """:meth:`_process` on the event loop (the ``asyncio`` executor): the endpoint is
+        awaited here; the reply is sent from the executor's threads, as drivers block."""
+        msg_id, reply_q, ctxt, beat_handle = self._begin(message)
+        executor = self._executor
+        run_in_thread = getattr(executor, "run_in_thread")
+        try:
+            try:
+                result, failure = await self.dispatcher.dispatch_async(ctxt, message,
+                                                                       run_in_thread), None
+            except Exception as exc:
+                result, failure = None, self._failure(message.get("method"), exc)
+        finally:
+            if beat_handle is not None:
+                self._heartbeats.cancel(beat_handle)
+        if msg_id is not None and reply_q is not None:
+            assert executor is not None
+            executor.submit(self._reply, msg_id, reply_q, result, failure, True)
 
     @staticmethod
     def _reply_body(msg_id: str, result: Any, failure: str | None, ending: bool) -> bytes:
@@ -138,8 +174,7 @@ class RPCServer(MessageHandlingServer):
             LOG.error("could not tell message %s's caller that its reply was refused: %s",
                       msg_id, again)
 
-    def wait(self) -> None:
-        super().wait()
+    def _waited(self) -> None:
         self._heartbeats.stop()
 
 
