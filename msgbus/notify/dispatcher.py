@@ -8,8 +8,10 @@ metadata)`` (a batch endpoint's as ``method(messages)``), and optionally a ``fil
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Awaitable, Callable, Hashable, Sequence
 
 from msgbus import envelope
 from msgbus.notify.filter import NotificationFilter
@@ -64,6 +66,15 @@ def parse_notification(message: dict) -> Notification:
 
 
 Callback = tuple[NotificationFilter | None, Callable[..., Any]]
+#: How an async dispatch runs a plain endpoint method: ``await run_in_thread(fn)``.
+RunInThread = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+async def _call(callback: Callable[..., Any], run_in_thread: RunInThread, *args: Any) -> Any:
+    """Await an ``async def`` endpoint method; run a plain one through ``run_in_thread``."""
+    if inspect.iscoroutinefunction(callback):
+        return await callback(*args)
+    return await run_in_thread(functools.partial(callback, *args))
 
 
 class NotificationDispatcher:
@@ -84,6 +95,15 @@ class NotificationDispatcher:
                     self._callbacks.setdefault(priority, []).append(
                         (getattr(endpoint, "filter_rule", None), method))
 
+    def is_async(self, priority: str) -> bool:
+        """Whether some endpoint method for ``priority`` is ``async def``."""
+        return any(inspect.iscoroutinefunction(callback)
+                   for _, callback in self._callbacks.get(priority, ()))
+
+    def has_async_methods(self) -> bool:
+        """Whether any endpoint method is ``async def`` (to warn about executors)."""
+        return any(self.is_async(priority) for priority in self._callbacks)
+
     @property
     def supported_priorities(self) -> list[str]:
         """The priorities some endpoint has a method for, in :data:`PRIORITIES` order."""
@@ -101,29 +121,64 @@ class NotificationDispatcher:
         return screen is None or screen.match(msg["ctxt"], msg["publisher_id"],
                                               msg["event_type"], msg["metadata"], msg["payload"])
 
-    def dispatch(self, note: Notification) -> str:
-        """Run the endpoints for ``note``; returns a :class:`NotificationResult` value."""
+    def _round(self, note: Notification) -> tuple[list[Callback], dict] | None:
+        """The callbacks for ``note`` and the message they get; None (logged) when none."""
         callbacks = self._callbacks.get(note.priority)
         if not callbacks:
             LOG.warning("notification %s has priority %r that no endpoint handles: dropped",
                         note.metadata.get("message_id"), note.priority)
-            return NotificationResult.HANDLED
+            return None
         try:
-            msg = self.user_message(note)
+            return callbacks, self.user_message(note)
         except Exception:
             LOG.exception("notification %s cannot be deserialized: dropped",
                           note.metadata.get("message_id"))
+            return None
+
+    @staticmethod
+    def _raised(callback: Callable[..., Any], note: Notification) -> str:
+        LOG.exception("notification endpoint %s raised on notification %s (%s)",
+                      _name(callback), note.metadata.get("message_id"), note.event_type)
+        return NotificationResult.REQUEUE
+
+    def dispatch(self, note: Notification) -> str:
+        """Run the endpoints for ``note``; returns a :class:`NotificationResult` value."""
+        found = self._round(note)
+        if found is None:
             return NotificationResult.HANDLED
+        callbacks, msg = found
         for screen, callback in callbacks:
             if not self._accepted(screen, msg):
                 continue
+            if inspect.iscoroutinefunction(callback):
+                LOG.error("notification endpoint %s is 'async def': build the listener with "
+                          "executor='asyncio' (notification %s requeued when allowed)",
+                          _name(callback), note.metadata.get("message_id"))
+                return NotificationResult.REQUEUE
             try:
                 result = callback(msg["ctxt"], msg["publisher_id"], msg["event_type"],
                                   msg["payload"], msg["metadata"])
             except Exception:
-                LOG.exception("notification endpoint %s raised on notification %s (%s)",
-                              _name(callback), note.metadata.get("message_id"), note.event_type)
+                return self._raised(callback, note)
+            if result == NotificationResult.REQUEUE:
                 return NotificationResult.REQUEUE
+        return NotificationResult.HANDLED
+
+    async def dispatch_async(self, note: Notification, run_in_thread: RunInThread) -> str:
+        """:meth:`dispatch` on an event loop: ``async def`` methods are awaited, plain ones run
+        through ``run_in_thread``; same order and outcomes."""
+        found = self._round(note)
+        if found is None:
+            return NotificationResult.HANDLED
+        callbacks, msg = found
+        for screen, callback in callbacks:
+            if not self._accepted(screen, msg):
+                continue
+            try:
+                result = await _call(callback, run_in_thread, msg["ctxt"], msg["publisher_id"],
+                                     msg["event_type"], msg["payload"], msg["metadata"])
+            except Exception:
+                return self._raised(callback, note)
             if result == NotificationResult.REQUEUE:
                 return NotificationResult.REQUEUE
         return NotificationResult.HANDLED
@@ -136,8 +191,8 @@ class BatchNotificationDispatcher(NotificationDispatcher):
     returned ``REQUEUE`` or raised.
     """
 
-    def dispatch_batch(self, batch: Sequence[tuple[Hashable, Notification]]) -> set[Hashable]:
-        """Run the endpoints on ``batch`` (pairs of a caller's key and a notification)."""
+    def _groups(self, batch: Sequence[tuple[Hashable, Notification]]
+                ) -> dict[str, list[tuple[Hashable, dict]]]:
         groups: dict[str, list[tuple[Hashable, dict]]] = {}
         for key, note in batch:
             if note.priority not in self._callbacks:
@@ -149,23 +204,63 @@ class BatchNotificationDispatcher(NotificationDispatcher):
             except Exception:
                 LOG.exception("notification %s cannot be deserialized: dropped",
                               note.metadata.get("message_id"))
-        requeue: set[Hashable] = set()
+        return groups
+
+    def _rounds(self, batch: Sequence[tuple[Hashable, Notification]]
+                ) -> list[tuple[list[Hashable], list[tuple[Callable[..., Any], list[dict]]]]]:
+        """Per priority group: its keys and, in order, each callback with the messages its
+        filter accepts."""
+        groups = self._groups(batch)
+        rounds = []
         for priority in PRIORITIES:
             items = groups.get(priority)
             if not items:
                 continue
+            calls = []
             for screen, callback in self._callbacks[priority]:
                 messages = [msg for _, msg in items if self._accepted(screen, msg)]
-                if not messages:
-                    continue
-                try:
-                    result = callback(messages)
-                except Exception:
-                    LOG.exception("batch notification endpoint %s raised on %d notifications",
-                                  _name(callback), len(messages))
+                if messages:
+                    calls.append((callback, messages))
+            rounds.append(([key for key, _ in items], calls))
+        return rounds
+
+    @staticmethod
+    def _batch_raised(callback: Callable[..., Any], messages: list[dict]) -> str:
+        LOG.exception("batch notification endpoint %s raised on %d notifications",
+                      _name(callback), len(messages))
+        return NotificationResult.REQUEUE
+
+    def dispatch_batch(self, batch: Sequence[tuple[Hashable, Notification]]) -> set[Hashable]:
+        """Run the endpoints on ``batch`` (pairs of a caller's key and a notification)."""
+        requeue: set[Hashable] = set()
+        for keys, calls in self._rounds(batch):
+            for callback, messages in calls:
+                if inspect.iscoroutinefunction(callback):
+                    LOG.error("batch notification endpoint %s is 'async def': build the "
+                              "listener with executor='asyncio'", _name(callback))
                     result = NotificationResult.REQUEUE
+                else:
+                    try:
+                        result = callback(messages)
+                    except Exception:
+                        result = self._batch_raised(callback, messages)
                 if result == NotificationResult.REQUEUE:
-                    requeue.update(key for key, _ in items)
+                    requeue.update(keys)
+                    break
+        return requeue
+
+    async def dispatch_batch_async(self, batch: Sequence[tuple[Hashable, Notification]],
+                                   run_in_thread: RunInThread) -> set[Hashable]:
+        """:meth:`dispatch_batch` on an event loop (see :meth:`dispatch_async`)."""
+        requeue: set[Hashable] = set()
+        for keys, calls in self._rounds(batch):
+            for callback, messages in calls:
+                try:
+                    result = await _call(callback, run_in_thread, messages)
+                except Exception:
+                    result = self._batch_raised(callback, messages)
+                if result == NotificationResult.REQUEUE:
+                    requeue.update(keys)
                     break
         return requeue
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["Notifier", "get_notification_transport", "Driver"]
+__all__ = ["Notifier", "AsyncNotifier", "get_notification_transport", "Driver"]
 
 #: oslo.messaging's name of the notifier driver base class (``oslo_messaging.notify.notifier``).
 Driver = NotifierDriver
@@ -132,8 +133,15 @@ class Notifier:
         return bool(self._drivers) and list(self._drivers) != ["noop"]
 
     def _notify(self, ctxt: Any, event_type: str, payload: Any, priority: str) -> None:
+        built = self._build(ctxt, event_type, payload, priority)
+        if built is not None:
+            self._send(*built, event_type, priority)
+
+    def _build(self, ctxt: Any, event_type: str, payload: Any,
+               priority: str) -> tuple[dict, dict] | None:
+        """The wire context and message; None (logged) when there is nothing to send."""
         if not self._drivers:
-            return
+            return None
         try:
             wire_payload = self._serializer.serialize_entity(ctxt, payload)
             wire_ctxt = _context_for_wire(ctxt, self._unredactable)
@@ -142,7 +150,10 @@ class Notifier:
         except Exception as exc:
             LOG.error("notification %s (%s) not sent: cannot serialize it: %s: %s", event_type,
                       priority, type(exc).__name__, exc)
-            return
+            return None
+        return ctxt_dict, msg
+
+    def _send(self, ctxt_dict: dict, msg: dict, event_type: str, priority: str) -> None:
         for name, driver in self._drivers.items():
             try:
                 driver.notify(ctxt_dict, msg, priority, self.retry)
@@ -194,3 +205,80 @@ class _SubNotifier(Notifier):
         self._serializer = base._serializer
         self._unredactable = base._unredactable
         self._drivers = base._drivers
+
+
+class AsyncNotifier:
+    """A :class:`Notifier` for asyncio code: ``await notifier.info(ctxt, event_type, payload)``.
+
+    Same arguments, drivers and rules (a failure is logged, never raised). The payload and
+    context are serialized in the caller's task (its ``contextvars`` are visible to the
+    serializer); the drivers, which may wait on the broker, send from the loop's default
+    executor, so the loop never blocks. ``AsyncNotifier(notifier=...)`` wraps an existing one.
+    """
+
+    def __init__(self, transport: Transport | None = None, publisher_id: str | None = None,
+                 driver: str | Sequence[str] | None = None,
+                 serializer: Serializer | None = None, retry: int | None = None,
+                 topics: Sequence[str] | None = None, *,
+                 notifier: Notifier | None = None) -> None:
+        if notifier is None:
+            if transport is None:
+                raise TypeError("AsyncNotifier needs a transport (or notifier=an existing "
+                                "Notifier)")
+            notifier = Notifier(transport, publisher_id, driver, serializer, retry, topics)
+        self.notifier = notifier
+
+    @property
+    def publisher_id(self) -> str | None:
+        return self.notifier.publisher_id
+
+    @property
+    def drivers(self) -> Mapping[str, NotifierDriver]:
+        """The loaded notifier drivers by name."""
+        return self.notifier.drivers
+
+    def prepare(self, publisher_id: str | None = _UNSET,
+                retry: int | None = _UNSET) -> "AsyncNotifier":
+        """An AsyncNotifier sharing this one's drivers (see :meth:`Notifier.prepare`)."""
+        return AsyncNotifier(notifier=self.notifier.prepare(publisher_id, retry))
+
+    def is_enabled(self) -> bool:
+        """Whether notifications go anywhere (see :meth:`Notifier.is_enabled`)."""
+        return self.notifier.is_enabled()
+
+    async def _notify(self, ctxt: Any, event_type: str, payload: Any, priority: str) -> None:
+        built = self.notifier._build(ctxt, event_type, payload, priority)
+        if built is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.notifier._send, built[0], built[1], event_type, priority)
+
+    async def audit(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        """Send a notification at audit level."""
+        await self._notify(ctxt, event_type, payload, "AUDIT")
+
+    async def debug(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        """Send a notification at debug level."""
+        await self._notify(ctxt, event_type, payload, "DEBUG")
+
+    async def info(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        """Send a notification at info level."""
+        await self._notify(ctxt, event_type, payload, "INFO")
+
+    async def warn(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        """Send a notification at warning level (priority ``WARN``)."""
+        await self._notify(ctxt, event_type, payload, "WARN")
+
+    warning = warn
+
+    async def error(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        """Send a notification at error level."""
+        await self._notify(ctxt, event_type, payload, "ERROR")
+
+    async def critical(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        """Send a notification at critical level."""
+        await self._notify(ctxt, event_type, payload, "CRITICAL")
+
+    async def sample(self, ctxt: Any, event_type: str, payload: Any) -> None:
+        """Send a notification at sample level (frequent, small measurements)."""
+        await self._notify(ctxt, event_type, payload, "SAMPLE")
