@@ -158,8 +158,53 @@ def _slow_dumps(value: Any) -> bytes:
     try:
         text = json.dumps(_json_keys(value), default=wire_value)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise MessageSerializationError(f"message cannot be encoded as JSON: {exc}") from exc
+        culprit = _culprit(value)
+        raise MessageSerializationError(f"message cannot be encoded as JSON: {culprit}{exc}") \
+            from exc
     return text.encode("ascii")  # ensure_ascii: lone surrogates are escaped
+
+
+def _encodes(value: Any) -> bool:
+    try:
+        json.dumps(_json_keys(value), default=wire_value)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _culprit(message: Any) -> str:
+    """Which part of a message cannot be encoded, as a phrase ending in ': ' ('' if unknown).
+
+    Only runs once encoding failed: it walks down into the first part that fails on its own.
+    """
+    path: list[Any] = []
+    value = message
+    for _ in range(64):  # deep enough for any real message; never loops on a cycle
+        if isinstance(value, dict):
+            items: list[tuple[Any, Any]] = list(value.items())
+        elif isinstance(value, (list, tuple)):
+            items = list(enumerate(value))
+        else:
+            break
+        bad = next(((k, v) for k, v in items if not _encodes(v)), None)
+        if bad is None:
+            break
+        path.append(bad[0])
+        value = bad[1]
+    if not path:
+        return ""
+    head, rest = path[0], "".join(f"[{p!r}]" for p in path[2:])
+    kind = f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
+    if head == "args" and len(path) > 1:
+        where = f"argument {path[1]!r}{rest}"
+    elif head in ("result", "payload"):
+        where = f"the {head}" + "".join(f"[{p!r}]" for p in path[1:])
+    elif isinstance(head, str) and head.startswith(CONTEXT_PREFIX):
+        where = f"context key {head[len(CONTEXT_PREFIX):]!r}" + \
+            "".join(f"[{p!r}]" for p in path[1:])
+    else:
+        where = "".join(f"[{p!r}]" for p in path)
+    return f"{where} (of type {kind}) cannot be sent; "
 
 
 def _dumps_bytes(value: Any) -> bytes:

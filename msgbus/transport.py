@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from oslo_config import cfg
 
 from msgbus import options
+from msgbus.arguments import check_conf
 from msgbus.driver.base import Capability, Driver, Listener, OnMessage, expand_capabilities
-from msgbus.driver.loader import load_driver_class
+from msgbus.driver.loader import driver_entry, load_driver_class
 from msgbus.exceptions import DriverLoadFailure, InvalidTransportURL, TransportClosedError
 from msgbus.target import Target
 from msgbus.transport_url import TransportHost, TransportURL
@@ -218,8 +219,16 @@ def _make(cls: type[Transport], conf: cfg.ConfigOpts | None,
     except (DriverLoadFailure, InvalidTransportURL):
         raise
     except Exception as exc:
-        raise DriverLoadFailure(scheme, f"{type(exc).__name__}: {exc}") from exc
+        raise DriverLoadFailure(scheme, _constructor_failure(scheme, driver_cls, exc)) from exc
     return cls(driver, conf, allowed_remote_exmods or ())
+
+
+def _constructor_failure(scheme: str, driver_cls: type, exc: Exception) -> str:
+    """Why a driver's constructor failed, naming the class and where it was installed from."""
+    entry = driver_entry(scheme)
+    where = f" ({entry.origin})" if entry else ""
+    return (f"{driver_cls.__module__}.{driver_cls.__qualname__}{where} raised "
+            f"{type(exc).__name__} while the transport was being made: {exc}")
 
 
 def get_rpc_transport(conf: cfg.ConfigOpts | None = None,
@@ -230,10 +239,12 @@ def get_rpc_transport(conf: cfg.ConfigOpts | None = None,
     ``allowed_remote_exmods`` lists the modules whose exceptions a client may rebuild from a
     remote failure (builtins and msgbus's own always are).
     """
+    check_conf(conf, "get_rpc_transport")
     return _make(RPCTransport, conf, url, allowed_remote_exmods)  # type: ignore[return-value]
 
 
 def get_transport(conf: cfg.ConfigOpts | None = None, url: "str | TransportURL | None" = None,
                   allowed_remote_exmods: Iterable[str] | None = None) -> Transport:
     """Same as :func:`get_rpc_transport` (oslo.messaging's older name)."""
+    check_conf(conf, "get_transport")
     return _make(Transport, conf, url, allowed_remote_exmods)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.metadata
 import logging
@@ -17,6 +18,52 @@ LOG = logging.getLogger(__name__)
 
 DRIVER_GROUP = "msgbus.drivers"
 EXECUTOR_GROUP = "msgbus.executors"
+
+#: The distribution that provides each well-known scheme, named when the scheme is not installed.
+KNOWN_DRIVER_DISTRIBUTIONS: tuple[tuple[str, str], ...] = (
+    ("rabbit", "msgbus-kombu"), ("kombu", "msgbus-kombu"), ("pika", "msgbus-pika"))
+
+
+@dataclasses.dataclass(frozen=True)
+class DriverEntry:
+    """Where a driver comes from: its scheme's entry point and the distribution declaring it."""
+
+    scheme: str
+    target: str  # "module:Class", as the entry point names it
+    distribution: str | None
+    version: str | None
+
+    @property
+    def origin(self) -> str:
+        """A short "entry point ... of distribution ..." phrase for error messages."""
+        dist = f"{self.distribution} {self.version}" if self.distribution else "an unknown " \
+            "distribution"
+        return f"entry point {self.scheme} = {self.target} in group {DRIVER_GROUP!r} of {dist}"
+
+
+def driver_entries() -> list[DriverEntry]:
+    """Every registered transport driver scheme with its entry point and distribution, sorted."""
+    entries: dict[str, DriverEntry] = {}
+    for ep in importlib.metadata.entry_points(group=DRIVER_GROUP):
+        dist = getattr(ep, "dist", None)
+        entries.setdefault(ep.name, DriverEntry(
+            ep.name, ep.value, dist.metadata["Name"] if dist is not None else None,
+            dist.version if dist is not None else None))
+    return [entries[name] for name in sorted(entries)]
+
+
+def driver_entry(scheme: str) -> DriverEntry | None:
+    """The entry of ``scheme``, or None when no installed distribution registers it."""
+    return next((e for e in driver_entries() if e.scheme == scheme), None)
+
+
+def install_hint(scheme: str) -> str:
+    """What to install for ``scheme`` when a known distribution provides it, else ''."""
+    dist = dict(KNOWN_DRIVER_DISTRIBUTIONS).get(scheme)
+    if dist is None:
+        return ""
+    return f"the {scheme}:// driver is in the distribution {dist!r}: install it with " \
+           f"'pip install {dist}'"
 
 
 def installed(group: str) -> list[str]:
@@ -72,9 +119,13 @@ def load_driver_class(name: str) -> type[Driver]:
     try:
         cls = _load_plugin(DRIVER_GROUP, name)
     except Exception as exc:  # the plugin's own import failed
-        raise DriverLoadFailure(name, f"{type(exc).__name__}: {exc}") from exc
+        entry = driver_entry(name)
+        where = f" (importing {entry.origin})" if entry else ""
+        raise DriverLoadFailure(name, f"{type(exc).__name__}: {exc}{where}") from exc
     if cls is None:
-        raise DriverLoadFailure(name, _unknown("transport driver", name, DRIVER_GROUP))
+        hint = install_hint(name)
+        raise DriverLoadFailure(name, f"{hint}; " * bool(hint)
+                                + _unknown("transport driver", name, DRIVER_GROUP))
     check_driver_class(cls, name)
     if cls.api_version < API_VERSION:
         _warn_old_interface(cls, name)
