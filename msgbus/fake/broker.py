@@ -10,6 +10,8 @@ consumer is released (its connection closed). It exists for ``fake://`` and user
 from __future__ import annotations
 
 import collections
+import dataclasses
+import heapq
 import itertools
 import logging
 import threading
@@ -18,15 +20,33 @@ from typing import Callable
 
 LOG = logging.getLogger(__name__)
 
+#: Seconds between two log lines about the same quickly requeued message.
+REQUEUE_LOG_EVERY = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RequeueThrottle:
+    """After ``burst`` requeues of one message each within ``period`` seconds of the previous
+    one, the message waits ``delay`` seconds before each redelivery (it is never dropped)."""
+
+    burst: int = 20
+    period: float = 1.0
+    delay: float = 0.2
+
 
 class FakeMessage:
     """A delivery from the fake broker; ack and requeue are thread-safe."""
 
-    __slots__ = ("body", "_queue", "_broker", "_consumer", "_settled", "expires_at")
+    __slots__ = ("body", "_queue", "_broker", "_consumer", "_settled", "expires_at", "quick",
+                 "requeued_at", "logged_at")
 
     def __init__(self, body: bytes, expires_at: float | None = None) -> None:
         self.body = body
         self.expires_at = expires_at
+        #: requeues in a row, each within the throttle's period of the one before
+        self.quick = 0
+        self.requeued_at = 0.0
+        self.logged_at: float | None = None
         self._queue: "FakeQueue | None" = None
         self._broker: "FakeBroker | None" = None
         self._consumer: "Consumer | None" = None
@@ -79,6 +99,10 @@ class FakeBroker:
         self._ready: collections.deque[FakeQueue] = collections.deque()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.throttle = RequeueThrottle()
+        # quickly requeued messages waiting for redelivery: (due, tie-breaker, message, queue)
+        self._delayed: list[tuple[float, int, FakeMessage, FakeQueue]] = []
+        self._tie = itertools.count()
 
     # topology
     def declare_queue(self, name: str) -> None:
@@ -107,7 +131,8 @@ class FakeBroker:
     def queue_depth(self, name: str) -> int:
         with self._cond:
             queue = self._queues.get(name)
-            return len(queue.messages) if queue else 0
+            held = sum(1 for item in self._delayed if item[3] is queue)
+            return len(queue.messages) + held if queue else 0
 
     # publishing
     def publish(self, exchange: str, key: str, body: bytes, ttl: float | None = None) -> int:
@@ -138,13 +163,53 @@ class FakeBroker:
             if message._consumer is not None:
                 message._consumer.unsettled.pop(message, None)
             if requeue:
-                self._give_back(message)
+                self._requeue(message)
+
+    def _requeue(self, message: FakeMessage) -> None:
+        # caller holds the lock: back to the head of its queue, later if it spins
+        queue = message._queue
+        if queue is None or self._queues.get(queue.name) is not queue:
+            return
+        now, throttle = time.monotonic(), self.throttle
+        copy = FakeMessage(message.body, message.expires_at)
+        # once slowed, the wait before its redelivery does not count against the message
+        slack = throttle.delay if message.quick >= throttle.burst else 0.0
+        quick = message.requeued_at and now - message.requeued_at < throttle.period + slack
+        copy.quick = message.quick + 1 if quick else 1
+        copy.requeued_at, copy.logged_at = now, message.logged_at
+        if copy.quick < throttle.burst or throttle.delay <= 0:
+            queue.messages.appendleft(copy)
+            self._mark_ready(queue)
+            return
+        if copy.logged_at is None or now - copy.logged_at >= REQUEUE_LOG_EVERY:
+            copy.logged_at = now
+            LOG.warning("fake broker %r: message %s on queue %r was requeued %d times in a row "
+                        "(each within %.3gs); it is delivered again every %.3gs while this "
+                        "goes on (is a listener requeueing everything?)", self.name,
+                        _message_id(copy.body), queue.name, copy.quick, throttle.period,
+                        throttle.delay)
+        heapq.heappush(self._delayed, (now + throttle.delay, next(self._tie), copy, queue))
+        self._cond.notify_all()
+
+    def _release_due(self) -> float | None:
+        # caller holds the lock: due held messages go back to their queues' heads; returns the
+        # seconds until the next one is due (None: none held)
+        now = time.monotonic()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, message, queue = heapq.heappop(self._delayed)
+            if self._queues.get(queue.name) is queue:
+                queue.messages.appendleft(message)
+                self._mark_ready(queue)
+        return self._delayed[0][0] - now if self._delayed else None
 
     def _give_back(self, message: FakeMessage) -> None:
         # caller holds the lock: the delivery goes back to the head of its queue
         queue = message._queue
         if queue is not None and self._queues.get(queue.name) is queue:
-            queue.messages.appendleft(FakeMessage(message.body, message.expires_at))
+            copy = FakeMessage(message.body, message.expires_at)
+            copy.quick, copy.requeued_at = message.quick, message.requeued_at
+            copy.logged_at = message.logged_at
+            queue.messages.appendleft(copy)
             self._mark_ready(queue)
 
     def release(self, consumers: list[Consumer]) -> None:
@@ -213,11 +278,13 @@ class FakeBroker:
     def _deliver_forever(self) -> None:
         while True:
             with self._cond:
+                wait = self._release_due()
                 item = self._next_delivery()
                 while item is None:
                     if self._closed:
                         return
-                    self._cond.wait()
+                    self._cond.wait(wait)
+                    wait = self._release_due()
                     item = self._next_delivery()
             consumer, message, queue = item
             try:
@@ -239,8 +306,22 @@ class FakeBroker:
             self._bindings.clear()
             self._fanout.clear()
             self._ready.clear()
+            self._delayed.clear()
             self._closed = True
             self._cond.notify_all()
+
+
+def _message_id(body: bytes) -> str:
+    """The message's id for a log line: its oslo msg/unique/notification id when readable."""
+    from msgbus import envelope
+    try:
+        inner = envelope.decode(body)
+    except Exception:  # noqa: BLE001 - a body the broker cannot read still gets a log line
+        return f"of {len(body)} bytes"
+    for key in ("_msg_id", "_unique_id", "message_id"):
+        if isinstance(inner.get(key), str):
+            return inner[key]
+    return f"of {len(body)} bytes"
 
 
 class BrokerRegistry:

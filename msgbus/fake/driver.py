@@ -14,8 +14,9 @@ from typing import Sequence
 from oslo_config import cfg
 
 from msgbus.driver.base import API_VERSION, Capability, Driver, Listener, OnMessage
-from msgbus.exceptions import MessageUndeliverable
-from msgbus.fake.broker import REGISTRY, Consumer, FakeBroker
+from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable
+from msgbus.fake.broker import REGISTRY, Consumer, FakeBroker, RequeueThrottle
+from msgbus.fake.options import FakeSettings
 from msgbus.target import Target
 from msgbus.transport_url import TransportURL
 
@@ -56,7 +57,11 @@ class FakeDriver(Driver):
     def __init__(self, conf: cfg.ConfigOpts, url: TransportURL, default_exchange: str) -> None:
         super().__init__(conf, url, default_exchange)
         hosts = ",".join(h.netloc(with_password=True) for h in url.hosts)
+        self.settings = FakeSettings.from_conf(conf, url.query, url.masked)
         self.broker = REGISTRY.get(f"{hosts}/{url.virtual_host or ''}")
+        self.broker.throttle = RequeueThrottle(self.settings.requeue_burst,
+                                               self.settings.requeue_period,
+                                               self.settings.requeue_delay)
         self._lock = threading.Lock()
         self._listeners: list[FakeListener] = []
         self._reply_queue: str | None = None
@@ -65,6 +70,13 @@ class FakeDriver(Driver):
                  mandatory: bool) -> None:
         if not isinstance(body, (bytes, bytearray)):
             raise TypeError(f"a message body must be bytes, not {type(body).__name__}")
+        limit = self.settings.max_message_size
+        if limit and len(body) > limit:
+            raise MessageDeliveryFailure(
+                f"fake broker refused a message to {exchange!r}/{key!r}: its body of "
+                f"{len(body)} bytes is larger than the max_message_size of {limit} bytes (as "
+                f"RabbitMQ refuses it; set [fake] max_message_size or ?max_message_size= in the "
+                f"URL, 0 for no limit)")
         routed = self.broker.publish(exchange, key, bytes(body), ttl)
         if not routed:
             if mandatory:
