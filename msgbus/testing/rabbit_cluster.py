@@ -257,12 +257,14 @@ class RabbitCluster:
             raise BrokerToolError(f"{exc}: {dict(list(bad.items())[:5])}") from None
 
     def connections_by_node(self) -> dict[str, int]:
-        """How many client connections each running node holds."""
-        out = {}
-        for n in self.running():
-            with contextlib.suppress(BrokerToolError):
-                out[n.name] = len(_json_rows(n.ctl("list_connections", "--formatter", "json",
-                                                   "name")))
+        """How many client connections each node holds (by the AMQP port they reached)."""
+        by_port = {n.port: n.name for n in self.nodes}
+        rows = _json_rows(self.ctl("list_connections", "--formatter", "json", "port"))
+        out = {n.name: 0 for n in self.nodes}
+        for row in rows:
+            name = by_port.get(int(row.get("port") or 0))
+            if name:
+                out[name] += 1
         return out
 
     def delete_queues(self, names: list[str], vhost: str = "/") -> None:
