@@ -9,3 +9,4 @@ from msgbus.testing.suite.rpc import *  # noqa: F401,F403
 from msgbus.testing.suite.notifications import *  # noqa: F401,F403
 from msgbus.testing.suite.driverlevel import *  # noqa: F401,F403
 from msgbus.testing.suite.faults import *  # noqa: F401,F403
+from msgbus.testing.suite.aio import *  # noqa: F401,F403
