@@ -128,8 +128,8 @@ class AsyncioExecutor(Executor):
         assert self._loop is not None and self._context is not None
         self._running += 1
         try:
-            task = self._loop.create_task(fn(*args),  # type: ignore[call-arg]  # 3.11 API
-                                          context=self._context.copy())
+            # A task copies the context it is created in: each gets its own copy of ours.
+            task = self._context.run(self._loop.create_task, fn(*args))
         except Exception:
             LOG.exception("could not start message handler %r", fn)
             self._finished(None)

@@ -66,9 +66,12 @@ class Api:
 
 async def _until(predicate: Any, timeout: float = 10) -> None:
     """Poll a cheap in-process condition until it holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while not predicate():
+        if loop.time() > give_up:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.005)
 
 
 def _transport(url: str = "fake://aio/") -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable, Coroutine
 
 import pytest
 
@@ -32,9 +32,12 @@ class AsyncSuiteError(Exception):
 
 async def until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
     """Wait (bounded) for an in-process condition the scenario's own endpoints change."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while not predicate():
+        if loop.time() > give_up:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.005)
 
 
 class AsyncEcho:
@@ -82,7 +85,7 @@ class AsyncEcho:
         return REQUEST_ID.get()
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """One scenario's event loop."""
     asyncio.run(main())
 
