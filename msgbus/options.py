@@ -1,6 +1,15 @@
-"""The core's oslo.config options, and how they get onto a user's ConfigOpts."""
+"""The core's oslo.config options, and how they get onto a user's ConfigOpts.
+
+oslo.messaging's spellings are read too: ``[DEFAULT]`` options have the same names, and
+:func:`aliased_value` reads a value a test set in an ``oslo_messaging_*`` group that
+:func:`register_oslo_groups` registered (values in configuration files reach msgbus's options
+through their ``deprecated_opts``, with oslo.config's deprecation warning).
+"""
 
 from __future__ import annotations
+
+import copy
+from typing import Any
 
 from oslo_config import cfg
 
@@ -20,6 +29,10 @@ rpc_opts = [
                      "the failure it returns to the caller. Off by default: tracebacks can leak "
                      "server internals."),
     cfg.FloatOpt("reply_missing_queue_timeout", default=60.0, min=0,
+                 deprecated_opts=[
+                     cfg.DeprecatedOpt("kombu_missing_consumer_retry_timeout",
+                                       group="oslo_messaging_rabbit"),
+                     cfg.DeprecatedOpt("kombu_reconnect_timeout", group="oslo_messaging_rabbit")],
                  help="Seconds a server keeps sending a reply again, in the background, while "
                       "the caller's reply queue does not exist (for example while the caller "
                       "declares it again after a broker restart); then the reply is dropped "
@@ -29,6 +42,10 @@ rpc_opts = [
                       "for the broker (connecting, declaring and binding its queues) before it "
                       "fails with an error naming the broker. Once started, listeners "
                       "reconnect on their own for as long as they run."),
+    cfg.BoolOpt("rpc_ping_enabled", default=False,
+                help="Add to every RPC server an endpoint answering the method "
+                     "oslo_rpc_server_ping with 'pong', so that tools can check a server is "
+                     "alive."),
     cfg.IntOpt("rpc_duplicate_window", default=4096, min=16,
                help="How many recent message unique ids a server or reply waiter remembers to "
                     "drop redelivered duplicates."),
@@ -48,6 +65,72 @@ def register_opts(conf: cfg.ConfigOpts) -> cfg.ConfigOpts:
     conf.register_opts(rpc_opts)
     conf.register_opts(executor_opts)
     return conf
+
+
+def aliased_value(conf: cfg.ConfigOpts, group: str | None, opt: cfg.Opt, alias_group: str | None,
+                  alias_name: str | None = None) -> Any:
+    """``opt``'s value in ``group``; while it is at its default, the value of its oslo.messaging
+    spelling (``alias_name`` in ``alias_group``) when that is registered on ``conf`` (as
+    :class:`~msgbus.conffixture.ConfFixture` does) and set."""
+    value = conf[group][opt.dest] if group else conf[opt.dest]
+    if value != opt.default:
+        return value
+    try:
+        holder = conf[alias_group] if alias_group else conf
+        alias = getattr(holder, alias_name or opt.dest)
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError, KeyError):
+        return value
+    return value if alias is None else alias
+
+
+def _renamed(opts: list[cfg.Opt], names: dict[str, str]) -> list[cfg.Opt]:
+    """Copies of ``opts`` under their oslo.messaging names (``names`` maps ours to theirs)."""
+    copies = []
+    for opt in opts:
+        renamed = copy.copy(opt)
+        renamed.name = renamed.dest = names.get(opt.dest, opt.dest)
+        renamed.deprecated_opts = []
+        copies.append(renamed)
+    return copies
+
+
+def register_oslo_groups(conf: cfg.ConfigOpts) -> cfg.ConfigOpts:
+    """Register oslo.messaging's groups (``oslo_messaging_rabbit``,
+    ``oslo_messaging_notifications``) and its old ``[DEFAULT]`` notification names on ``conf``,
+    so that code written for oslo.messaging can set them before any transport exists; msgbus
+    reads what is set there when its own spelling is left at its default."""
+    from msgbus.driver.amqp import OSLO_RABBIT_GROUP, amqp_opts, ignored_opts
+    from msgbus.notify.options import OLD_DEFAULT_NAMES, OSLO_NOTIFY_GROUP, notifier_opts
+    rabbit = [*_renamed([*amqp_opts, *ignored_opts], {}), *_oslo_only_rabbit_opts()]
+    _register_missing(conf, rabbit, OSLO_RABBIT_GROUP)
+    notify = [o for o in notifier_opts if o.dest in ("driver", "transport_url", "topics", "retry")]
+    _register_missing(conf, _renamed(notify, {}), OSLO_NOTIFY_GROUP)
+    old = [o for o in notify if o.dest in OLD_DEFAULT_NAMES]
+    _register_missing(conf, _renamed(old, OLD_DEFAULT_NAMES), None)
+    return conf
+
+
+def _oslo_only_rabbit_opts() -> list[cfg.Opt]:
+    """oslo.messaging rabbit options whose msgbus spelling lives elsewhere."""
+    return [
+        cfg.IntOpt("kombu_missing_consumer_retry_timeout", default=60,
+                   help="oslo.messaging's spelling of [DEFAULT] reply_missing_queue_timeout."),
+        cfg.StrOpt("kombu_failover_strategy", default="round-robin",
+                   choices=["round-robin", "shuffle"],
+                   help="oslo.messaging's spelling of [msgbus_rabbit] failover_strategy."),
+        cfg.IntOpt("heartbeat_rate", default=3,
+                   help="oslo.messaging's spelling of [msgbus_rabbit] heartbeat_rate."),
+    ]
+
+
+def _register_missing(conf: cfg.ConfigOpts, opts: list[cfg.Opt], group: str | None) -> None:
+    """Register ``opts`` in ``group``, skipping names registered there already (for example by
+    oslo.messaging itself on a shared ConfigOpts)."""
+    for opt in opts:
+        try:
+            conf.register_opt(opt, group=group)
+        except cfg.DuplicateOptError:
+            continue
 
 
 def new_conf() -> cfg.ConfigOpts:

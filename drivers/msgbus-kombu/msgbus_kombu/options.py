@@ -14,7 +14,10 @@ from typing import Any
 
 from oslo_config import cfg
 
-from msgbus.driver.amqp import AmqpSettings, amqp_opts, register_amqp_opts
+from msgbus.driver.amqp import (OSLO_RABBIT_GROUP, AmqpSettings, amqp_opts, ignored_opts,
+                               oslo_alias,
+                               register_amqp_opts)
+from msgbus.options import aliased_value
 from msgbus.exceptions import ConfigurationError
 
 LOG = logging.getLogger(__name__)
@@ -23,7 +26,7 @@ LOG = logging.getLogger(__name__)
 GROUP = "msgbus_rabbit"
 
 kombu_opts = [
-    cfg.IntOpt("heartbeat_rate", default=3, min=1,
+    cfg.IntOpt("heartbeat_rate", default=3, min=1, deprecated_opts=oslo_alias("heartbeat_rate"),
                help="How many times per heartbeat_timeout_threshold the driver checks and "
                     "sends AMQP heartbeats on each connection."),
     cfg.FloatOpt("confirm_timeout", default=0, min=0,
@@ -32,6 +35,7 @@ kombu_opts = [
                       "heartbeat_timeout_threshold (or 60 when heartbeats are off). A call "
                       "never waits longer than its own timeout."),
     cfg.StrOpt("failover_strategy", default="round-robin",
+               deprecated_opts=oslo_alias("kombu_failover_strategy"),
                choices=[("round-robin", "try the URL's hosts in turn"),
                         ("shuffle", "try the URL's hosts in a random order")],
                help="Order in which the hosts of a multi-host transport URL are tried when "
@@ -59,7 +63,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Entry point for ``oslo-config-generator --namespace msgbus_kombu``."""
-    return [(GROUP, list(amqp_opts) + list(kombu_opts))]
+    return [(GROUP, list(amqp_opts) + list(ignored_opts) + list(kombu_opts))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,8 +138,9 @@ def read_settings(conf: cfg.ConfigOpts, query: Mapping[str, str] | None = None) 
         LOG.warning("ignoring unknown transport URL option(s) %s (known: %s)",
                     ", ".join(unknown), ", ".join(sorted(known)))
     amqp = AmqpSettings.from_conf(conf, GROUP, query)
-    group = conf[GROUP]
-    values = {o.dest: getattr(group, o.dest) for o in kombu_opts}
+    oslo_names = {"failover_strategy": "kombu_failover_strategy"}
+    values = {o.dest: aliased_value(conf, GROUP, o, OSLO_RABBIT_GROUP, oslo_names.get(o.dest))
+              for o in kombu_opts}
     for opt in kombu_opts:
         if opt.dest in query:
             values[opt.dest] = _coerce(opt, opt.dest, query[opt.dest])

@@ -17,7 +17,10 @@ from typing import Any, Mapping
 
 from oslo_config import cfg
 
-from msgbus.driver.amqp import AmqpSettings, amqp_opts, register_amqp_opts
+from msgbus.driver.amqp import (OSLO_RABBIT_GROUP, AmqpSettings, amqp_opts, ignored_opts,
+                               oslo_alias,
+                               register_amqp_opts)
+from msgbus.options import aliased_value
 from msgbus.exceptions import ConfigurationError
 
 LOG = logging.getLogger(__name__)
@@ -42,11 +45,35 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the shared AMQP options and pika's own in group ``msgbus_pika`` (idempotent)."""
     register_amqp_opts(conf, GROUP)
     conf.register_opts(pika_opts, group=GROUP)
+    conf.register_opts(kombu_only_opts, group=GROUP)
+
+
+#: oslo.messaging rabbit options of its kombu connection that pika has no use for: read (from
+#: ``[oslo_messaging_rabbit]`` too) only to name them in a warning when set.
+kombu_only_opts = [
+    cfg.StrOpt("failover_strategy", default="round-robin",
+               deprecated_opts=oslo_alias("kombu_failover_strategy"),
+               help="Accepted for oslo.messaging files (kombu_failover_strategy); the pika "
+                    "driver tries the URL's hosts round-robin."),
+    cfg.IntOpt("heartbeat_rate", default=3, deprecated_opts=oslo_alias("heartbeat_rate"),
+               help="Accepted for oslo.messaging files; pika paces heartbeats itself."),
+]
+
+
+def _warn_kombu_only(conf: cfg.ConfigOpts) -> None:
+    """Name the kombu-only options set (in our group, ``[oslo_messaging_rabbit]`` or through
+    ConfFixture) that this driver does not apply."""
+    oslo_names = {"failover_strategy": "kombu_failover_strategy"}
+    for opt in kombu_only_opts:
+        value = aliased_value(conf, GROUP, opt, OSLO_RABBIT_GROUP, oslo_names.get(opt.dest))
+        if value != opt.default:
+            LOG.warning("option %s = %s has no effect on the pika driver",
+                        oslo_names.get(opt.dest, opt.dest), value)
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Entry point ``oslo.config.opts``: every option of the driver, for sample config files."""
-    return [(GROUP, copy.deepcopy([*amqp_opts, *pika_opts]))]
+    return [(GROUP, copy.deepcopy([*amqp_opts, *ignored_opts, *pika_opts, *kombu_only_opts]))]
 
 
 def _coerce(opt: cfg.Opt, key: str, text: str) -> Any:
@@ -78,6 +105,7 @@ class PikaSettings:
         amqp = AmqpSettings.from_conf(conf, GROUP, query)
         group = conf[GROUP]
         values = {opt.dest: getattr(group, opt.dest) for opt in pika_opts}
+        _warn_kombu_only(conf)
         for opt in pika_opts:
             if opt.dest in query:
                 values[opt.dest] = _coerce(opt, opt.dest, query[opt.dest])
