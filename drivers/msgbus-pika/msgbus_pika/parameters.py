@@ -1,7 +1,8 @@
 """From a transport URL and settings to pika's ConnectionParameters, one broker host at a time.
 
-The TLS context is built once per transport (so a bad CA file fails when the transport is made,
-not on the first reconnect) and shared by every connection of the transport.
+The TLS context is built once per transport (so a bad CA file, TLS version or login method
+fails when the transport is made, not on the first reconnect) and shared by every connection of
+the transport.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import os
 import ssl
 
 import pika
+from pika.credentials import ExternalCredentials
 
-from msgbus.driver.amqp import default_port
+from msgbus.driver.amqp import default_port, tls_version
 from msgbus.exceptions import ConfigurationError
 from msgbus.transport_url import TransportHost, TransportURL
 from msgbus_pika.options import PikaSettings
@@ -45,8 +47,33 @@ def virtual_host(url: TransportURL) -> str:
     return url.virtual_host or "/"
 
 
+def check_login_method(settings: PikaSettings) -> None:
+    """Refuse a ``rabbit_login_method`` this driver cannot use, saying what to use instead."""
+    method = settings.amqp.login_method
+    if method == "RABBIT-CR-DEMO":
+        raise ConfigurationError("rabbit_login_method RABBIT-CR-DEMO (a RabbitMQ demo "
+                                 "mechanism) is not supported by the pika driver; use PLAIN, "
+                                 "AMQPLAIN or EXTERNAL")
+    if method == "EXTERNAL" and not (settings.amqp.ssl and settings.amqp.ssl_cert_file):
+        raise ConfigurationError("rabbit_login_method EXTERNAL logs in with the TLS client "
+                                 "certificate: set ssl = true and ssl_cert_file")
+
+
+def credentials(settings: PikaSettings,
+                host: TransportHost) -> pika.PlainCredentials | ExternalCredentials:
+    """The login of ``host``: the client certificate for EXTERNAL, else user and password
+    (AMQPLAIN, oslo.messaging's default, logs in the same account as PLAIN, which pika
+    speaks)."""
+    if settings.amqp.login_method == "EXTERNAL":
+        return ExternalCredentials()
+    return pika.PlainCredentials(host.username if host.username is not None else DEFAULT_USER,
+                                 host.password if host.password is not None else DEFAULT_USER)
+
+
 def tls_context(settings: PikaSettings) -> ssl.SSLContext | None:
-    """The TLS context for the transport, or None when TLS is off."""
+    """The TLS context for the transport, or None when TLS is off; checks the login method
+    too (both are settled once per transport)."""
+    check_login_method(settings)
     amqp = settings.amqp
     if not amqp.ssl:
         return None
@@ -56,6 +83,9 @@ def tls_context(settings: PikaSettings) -> ssl.SSLContext | None:
             raise ConfigurationError(f"option {name}: no such file {path!r}")
     try:
         context = ssl.create_default_context(cafile=amqp.ssl_ca_file or None)
+        pinned = tls_version(amqp.ssl_version)
+        if pinned is not None:  # oslo's ssl_version names one protocol version
+            context.minimum_version = context.maximum_version = pinned
         if not amqp.ssl_verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -75,13 +105,9 @@ def connection_parameters(settings: PikaSettings, host: TransportHost, vhost: st
     amqp = settings.amqp
     hostname = host.hostname or "localhost"
     port = host_port(settings, host)
-    credentials = pika.PlainCredentials(host.username if host.username is not None
-                                        else DEFAULT_USER,
-                                        host.password if host.password is not None
-                                        else DEFAULT_USER)
     ssl_options = pika.SSLOptions(context, hostname) if context else None
     return pika.ConnectionParameters(
-        host=hostname, port=port, virtual_host=vhost, credentials=credentials,
+        host=hostname, port=port, virtual_host=vhost, credentials=credentials(settings, host),
         heartbeat=amqp.heartbeat,
         blocked_connection_timeout=settings.blocked_connection_timeout or None,
         socket_timeout=amqp.connect_timeout,
