@@ -1,11 +1,16 @@
-"""Pytest fixtures behind the conformance suite; usable in any project's tests.
+"""Pytest fixtures: the ``msgbus_*`` ones for any project's tests, and the suite's own.
 
-A test module sets ``transport_url`` (a fixture returning the URL) and gets ``bus``: a factory of
-transports, servers and clients on unique topics that stops and cleans up everything it made.
+Every pytest run with msgbus installed gets the ``msgbus_``-prefixed fixtures (registered by
+:mod:`msgbus.testing.plugin`): ``msgbus_url`` (``fake://`` unless ``--msgbus-url`` names a real
+broker), ``msgbus_transport``, ``msgbus_notification_transport``, ``msgbus_bus`` and
+``msgbus_recorder``. The conformance suite's scenarios use ``bus`` and ``recorder`` on the URL
+of the importing module's ``transport_url``; those two reach only modules that import the suite.
+See doc/testing.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from typing import Any, Callable, Iterator, Sequence
@@ -126,20 +131,78 @@ class Recorder:
             return list(self.events)
 
 
-@pytest.fixture
-def bus(transport_url: str) -> Iterator[Bus]:
-    """Transports, servers and clients on ``transport_url`` for one test, cleaned up after it."""
-    b = Bus(transport_url)
+def check_driver_installed(url: str) -> None:
+    """End the pytest session with one message when ``url``'s driver cannot be loaded (not
+    installed, or broken): every test on it would fail the same way."""
+    from msgbus.driver import loader
+    from msgbus.exceptions import DriverLoadFailure
+    scheme = url.split(":", 1)[0]
+    try:
+        loader.load_driver_class(scheme)
+    except DriverLoadFailure as exc:
+        pytest.exit(f"msgbus: cannot run tests on {scheme}://: {exc}",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@contextlib.contextmanager
+def _bus_on(url: str) -> Iterator[Bus]:
+    check_driver_installed(url)
+    b = Bus(url)
     try:
         yield b
     finally:
         b.close()
-        if transport_url.startswith("fake:"):
+        if url.startswith("fake:"):
             msgbus.fake.reset()
+
+
+# The suite's own fixtures: not registered for every test run; the plugin makes them visible in
+# modules that import the suite's scenarios (see msgbus.testing.plugin).
+@pytest.fixture
+def bus(transport_url: str) -> Iterator[Bus]:
+    """Transports, servers and clients on ``transport_url`` for one test, cleaned up after it."""
+    with _bus_on(transport_url) as b:
+        yield b
 
 
 @pytest.fixture
 def recorder() -> Recorder:
+    """A fresh :class:`Recorder` for one test."""
+    return Recorder()
+
+
+# The fixtures of every pytest run (registered by msgbus.testing.plugin).
+@pytest.fixture(scope="session")
+def msgbus_url(pytestconfig: pytest.Config) -> str:
+    """The transport URL of the msgbus fixtures: ``fake://`` unless ``--msgbus-url URL`` (or the
+    ``msgbus_url`` ini option) names another, to run the same tests on a real broker."""
+    return str(pytestconfig.getoption("msgbus_url", None) or
+               pytestconfig.getini("msgbus_url") or "fake://")
+
+
+@pytest.fixture
+def msgbus_bus(msgbus_url: str) -> Iterator[Bus]:
+    """A :class:`Bus` on :func:`msgbus_url`: transports, servers and clients on topics unique to
+    the test, all stopped and closed after it (and fake:// brokers emptied)."""
+    with _bus_on(msgbus_url) as b:
+        yield b
+
+
+@pytest.fixture
+def msgbus_transport(msgbus_bus: Bus) -> Transport:
+    """An RPC transport on :func:`msgbus_url`, closed after the test."""
+    return msgbus_bus.transport()
+
+
+@pytest.fixture
+def msgbus_notification_transport(msgbus_bus: Bus) -> Transport:
+    """A notification transport on :func:`msgbus_url`, closed after the test."""
+    return msgbus_bus.notification_transport()
+
+
+@pytest.fixture
+def msgbus_recorder() -> Recorder:
+    """A fresh :class:`Recorder`: endpoints ``add()`` events, the test waits for them."""
     return Recorder()
 
 

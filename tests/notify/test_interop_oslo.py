@@ -151,16 +151,17 @@ def by_payload(events: list[dict]) -> list[Any]:
 
 
 @pytest.mark.parametrize("driver", ["messagingv2", "messaging"])
-def test_oslo_notifier_to_msgbus_listener(side: Side, recorder: Recorder, driver: str) -> None:
+def test_oslo_notifier_to_msgbus_listener(side: Side, msgbus_recorder: Recorder,
+                                         driver: str) -> None:
     topic = unique("o2m")
-    side.msgbus_listener(topic, [Endpoint(recorder)])
+    side.msgbus_listener(topic, [Endpoint(msgbus_recorder)])
     notifier = om.Notifier(side.oslo_transport(), publisher_id="oslo.host1", driver=driver,
                            topics=[topic])
     ctxt = oslo_context.RequestContext(user_id="u1", project_id="p1", request_id="req-1")
     for priority in PRIORITIES:
         method = "warn" if priority == "warn" else priority
         getattr(notifier, method)(ctxt, f"oslo.{priority}", {"priority": priority, "n": [1]})
-    events = recorder.wait_count(len(PRIORITIES))
+    events = msgbus_recorder.wait_count(len(PRIORITIES))
     assert sorted(e["priority"] for e in events) == sorted(PRIORITIES)
     for event in events:
         assert event["publisher_id"] == "oslo.host1"
@@ -173,16 +174,17 @@ def test_oslo_notifier_to_msgbus_listener(side: Side, recorder: Recorder, driver
 
 
 @pytest.mark.parametrize("driver", ["messagingv2", "messaging"])
-def test_msgbus_notifier_to_oslo_listener(side: Side, recorder: Recorder, driver: str) -> None:
+def test_msgbus_notifier_to_oslo_listener(side: Side, msgbus_recorder: Recorder,
+                                         driver: str) -> None:
     import re
     topic = unique("m2o")
-    side.oslo_listener(topic, [Endpoint(recorder)])
+    side.oslo_listener(topic, [Endpoint(msgbus_recorder)])
     notifier = Notifier(side.msgbus_transport(), publisher_id="msgbus.host1", driver=driver,
                         topics=[topic])
     ctxt = oslo_context.RequestContext(user_id="u2", project_id="t2", auth_token="tok-SECRET")
     for priority in PRIORITIES:
         getattr(notifier, priority)(ctxt, f"msgbus.{priority}", {"priority": priority})
-    events = recorder.wait_count(len(PRIORITIES))
+    events = msgbus_recorder.wait_count(len(PRIORITIES))
     assert sorted(e["priority"] for e in events) == sorted(PRIORITIES)
     for event in events:
         assert event["publisher_id"] == "msgbus.host1"
@@ -194,13 +196,14 @@ def test_msgbus_notifier_to_oslo_listener(side: Side, recorder: Recorder, driver
         assert re.match(TIMESTAMP_RE, event["metadata"]["timestamp"])
 
 
-def test_pools_are_shared_between_the_libraries(side: Side, recorder: Recorder) -> None:
+def test_pools_are_shared_between_the_libraries(side: Side, msgbus_recorder: Recorder) -> None:
     topic, shared_pool, own_pool = unique("pools"), unique("pool-shared"), unique("pool-own")
-    side.oslo_listener(topic, [Endpoint(recorder, "oslo-shared", ("info",))], pool=shared_pool)
-    side.msgbus_listener(topic, [Endpoint(recorder, "msgbus-shared", ("info",))],
+    side.oslo_listener(topic, [Endpoint(msgbus_recorder, "oslo-shared", ("info",))],
+                       pool=shared_pool)
+    side.msgbus_listener(topic, [Endpoint(msgbus_recorder, "msgbus-shared", ("info",))],
                          pool=shared_pool)
-    side.msgbus_listener(topic, [Endpoint(recorder, "msgbus-own", ("info",))], pool=own_pool)
-    side.oslo_listener(topic, [Endpoint(recorder, "oslo-plain", ("info",))])
+    side.msgbus_listener(topic, [Endpoint(msgbus_recorder, "msgbus-own", ("info",))], pool=own_pool)
+    side.oslo_listener(topic, [Endpoint(msgbus_recorder, "oslo-plain", ("info",))])
     oslo_notifier = om.Notifier(side.oslo_transport(), "oslo", driver="messagingv2",
                                 topics=[topic])
     msgbus_notifier = Notifier(side.msgbus_transport(), "msgbus", driver="messagingv2",
@@ -213,9 +216,9 @@ def test_pools_are_shared_between_the_libraries(side: Side, recorder: Recorder) 
         return sorted(e["payload"] for e in events if e["name"] in names)
 
     groups = (("oslo-shared", "msgbus-shared"), ("msgbus-own",), ("oslo-plain",))
-    assert recorder.wait_for(lambda ev: all(len(got(ev, *g)) >= count for g in groups)), \
-        {g: len(got(recorder.events, *g)) for g in groups}
-    events = list(recorder.events)
+    assert msgbus_recorder.wait_for(lambda ev: all(len(got(ev, *g)) >= count for g in groups)), \
+        {g: len(got(msgbus_recorder.events, *g)) for g in groups}
+    events = list(msgbus_recorder.events)
     for group in groups:
         assert got(events, *group) == list(range(count)), group
     assert got(events, "oslo-shared") and got(events, "msgbus-shared"), \
@@ -223,7 +226,7 @@ def test_pools_are_shared_between_the_libraries(side: Side, recorder: Recorder) 
 
 
 @pytest.mark.parametrize("durable", [False, True], ids=["transient", "durable"])
-def test_oslo_declared_queues_are_read_by_msgbus(side: Side, recorder: Recorder,
+def test_oslo_declared_queues_are_read_by_msgbus(side: Side, msgbus_recorder: Recorder,
                                                  durable: bool) -> None:
     topic = unique("o-first")
     notifier = om.Notifier(side.oslo_transport(durable), "oslo", driver="messagingv2",
@@ -233,13 +236,13 @@ def test_oslo_declared_queues_are_read_by_msgbus(side: Side, recorder: Recorder,
     queues = rabbitmq.list_queues()
     assert f"{topic}.info" in queues and f"{topic}.error" in queues
     assert bool(queues[f"{topic}.info"].get("durable")) is durable
-    side.msgbus_listener(topic, [Endpoint(recorder, priorities=("info", "error"))],
+    side.msgbus_listener(topic, [Endpoint(msgbus_recorder, priorities=("info", "error"))],
                          durable=durable)
-    assert by_payload(recorder.wait_count(2)) == [1, 2]
+    assert by_payload(msgbus_recorder.wait_count(2)) == [1, 2]
 
 
 @pytest.mark.parametrize("durable", [False, True], ids=["transient", "durable"])
-def test_msgbus_declared_queues_are_read_by_oslo(side: Side, recorder: Recorder,
+def test_msgbus_declared_queues_are_read_by_oslo(side: Side, msgbus_recorder: Recorder,
                                                  durable: bool) -> None:
     topic = unique("m-first")
     notifier = Notifier(side.msgbus_transport(durable), "msgbus", driver="messagingv2",
@@ -249,9 +252,9 @@ def test_msgbus_declared_queues_are_read_by_oslo(side: Side, recorder: Recorder,
     queues = rabbitmq.list_queues()
     assert f"{topic}.info" in queues and f"{topic}.warn" in queues
     assert bool(queues[f"{topic}.info"].get("durable")) is durable
-    side.oslo_listener(topic, [Endpoint(recorder, priorities=("info", "warn"))],
+    side.oslo_listener(topic, [Endpoint(msgbus_recorder, priorities=("info", "warn"))],
                        durable=durable)
-    assert by_payload(recorder.wait_count(2)) == [1, 2]
+    assert by_payload(msgbus_recorder.wait_count(2)) == [1, 2]
 
 
 def test_msgbus_notifications_to_an_oslo_batch_listener(side: Side) -> None:
@@ -277,7 +280,8 @@ def test_msgbus_notifications_to_an_oslo_batch_listener(side: Side) -> None:
     assert {m["event_type"] for m in messages} == {"batched"}
 
 
-def test_msgbus_requeue_gives_oslo_notifications_back(side: Side, recorder: Recorder) -> None:
+def test_msgbus_requeue_gives_oslo_notifications_back(side: Side,
+                                                      msgbus_recorder: Recorder) -> None:
     topic = unique("requeue")
     attempts: list[int] = []
 
@@ -285,10 +289,10 @@ def test_msgbus_requeue_gives_oslo_notifications_back(side: Side, recorder: Reco
         def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
                  metadata: dict) -> Any:
             attempts.append(payload)
-            recorder.add(payload)
+            msgbus_recorder.add(payload)
             return msgbus.notify.NotificationResult.REQUEUE if len(attempts) == 1 else None
 
     side.msgbus_listener(topic, [Once()], allow_requeue=True)
     om.Notifier(side.oslo_transport(), "oslo", driver="messagingv2",
                 topics=[topic]).info({}, "again", "x")
-    assert recorder.wait_count(2) == ["x", "x"]
+    assert msgbus_recorder.wait_count(2) == ["x", "x"]
