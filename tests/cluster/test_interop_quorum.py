@@ -106,7 +106,9 @@ def _check_rpc(client: Any, recorder: Recorder, names: tuple[str, str]) -> None:
     events = recorder.wait_count(12, WAIT)
     assert recorder.wait_for(lambda ev: sum(1 for _, v in ev if v == "all") == 2, WAIT)
     values = collections.Counter(v for _, v in events)
-    assert values == {**{i: 1 for i in range(10)}, "all": 2}, values
+    want: dict[Any, int] = {i: 1 for i in range(10)}
+    want["all"] = 2
+    assert values == want, values
 
 
 def _check_queues(cluster: RabbitCluster, topic: str, names: tuple[str, str],
