@@ -65,7 +65,7 @@ def describe(with_broker: bool) -> dict[str, Any]:
     """Machine, versions and date as a dict for the report."""
     memory = memory_gib()
     info: dict[str, Any] = {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(),
         "cpu": cpu_model(),
         "memory": f"{memory:.0f} GiB" if memory else "unknown",

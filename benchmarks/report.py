@@ -38,7 +38,24 @@ METRICS: tuple[Metric, ...] = (
     Metric("server_cpu_per_call_us", "  of which server process (us)"),
     Metric("broker_cpu_per_call_us", "RabbitMQ (beam.smp) CPU per call (us)"),
     Metric("first_call_ms", "first call on a fresh transport (ms)"),
-)
+) + tuple(
+    metric for n in (1, 100, 1000) for metric in (
+        Metric(f"async{n}_calls_per_s", f"asyncio calls/s, {n} in flight", ("async",)),
+        Metric(f"async{n}_p50_ms", f"  latency p50 (ms), {n} in flight", ("async",)),
+        Metric(f"async{n}_p99_ms", f"  latency p99 (ms), {n} in flight", ("async",)),
+        Metric(f"async{n}_cpu_per_call_us", f"  CPU per call, client+server (us), {n} in flight",
+               ("async",)),
+        Metric(f"async{n}_server_cpu_per_call_us", f"  of which server (us), {n} in flight",
+               ("async",)),
+    )
+) + (Metric("async1000_kb_per_inflight", "client memory per call in flight (KiB), 1000 in "
+            "flight", ("async",)),)
+
+#: Contenders measured by the asyncio scenarios only (left out of the thread-based tables).
+ASYNC_ONLY = ("msgbus-async-rabbit", "faststream-rabbit", "aiopika-rabbit")
+#: Contenders shown in the asyncio table, in column order.
+ASYNC_NAMES = ("msgbus-async-rabbit", "msgbus-rabbit", "msgbus-pika", "faststream-rabbit",
+               "aiopika-rabbit")
 
 
 @dataclass(frozen=True)
@@ -46,7 +63,7 @@ class Target:
     """``msgbus value / baseline value`` must be ``op`` (">=" or "<=") ``bound``."""
 
     key: str
-    baseline: str  # "oslo" or "raw"
+    baseline: str  # a role of GROUPS[group]["baselines"]: "oslo", "raw", "faststream", ...
     op: str
     bound: float
 
@@ -73,6 +90,16 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         Target("cpu_per_call_us", "oslo", "<=", 0.5),
         Target("first_call_ms", "oslo", "<=", 1.0),
     ),
+    "async": (
+        # issue 11: the asyncio server with async endpoints, 10x FastStream at 100 and 1,000 in
+        # flight, and no slower nor costlier per call than the threaded server on that load
+        Target("async100_calls_per_s", "faststream", ">=", 10.0),
+        Target("async1000_calls_per_s", "faststream", ">=", 10.0),
+        Target("async100_calls_per_s", "threaded", ">=", 1.0),
+        Target("async1000_calls_per_s", "threaded", ">=", 1.0),
+        Target("async100_cpu_per_call_us", "threaded", "<=", 1.0),
+        Target("async1000_cpu_per_call_us", "threaded", "<=", 1.0),
+    ),
 }
 
 #: Per group: the msgbus contenders, and the baselines by role.
@@ -80,6 +107,9 @@ GROUPS: dict[str, dict[str, Any]] = {
     "fake": {"msgbus": ("msgbus-fake",), "baselines": {"oslo": "oslo-fake"}},
     "rabbit": {"msgbus": ("msgbus-rabbit", "msgbus-pika"),
                "baselines": {"oslo": "oslo-rabbit", "raw": "raw-pika"}},
+    "async": {"msgbus": ("msgbus-async-rabbit",),
+              "baselines": {"faststream": "faststream-rabbit", "aiopika": "aiopika-rabbit",
+                            "threaded": "msgbus-rabbit"}},
 }
 
 
@@ -154,6 +184,9 @@ def _scenario_keys(result: dict[str, Any]) -> set[str]:
         "casts": ("casts_per_s",), "fanout": ("fanout_per_s",),
         "first_call": ("first_call_ms",),
     }
+    for n in (1, 100, 1000):
+        by_scenario[f"async_{n}"] = tuple(m.key for m in METRICS
+                                          if m.key.startswith(f"async{n}_"))
     return {key for scenario in failed for key in by_scenario.get(scenario, ())}
 
 
@@ -252,9 +285,18 @@ def render(results: dict[str, Any], info: dict[str, Any] | None = None) -> str:
                 f"{info.get('repeat', 1)} time(s), best value of each metric kept",
                 f"- versions: {versions}", ""]
     titles = (("fake", "In-process fake driver (`fake://`), client and server in one process"),
-              ("rabbit", "RabbitMQ at 127.0.0.1:5672, client and server(s) in separate processes"))
+              ("rabbit", "RabbitMQ at 127.0.0.1:5672, client and server(s) in separate processes"),
+              ("async", "asyncio clients on RabbitMQ: N tasks in one process, each awaiting "
+                        "calls one after the other (msgbus-rabbit and msgbus-pika: call_async "
+                        "against the threaded server)"))
     for group, title in titles:
-        names = [n for n, r in results.items() if r.get("group") == group]
+        if group == "async":
+            names = [n for n in ASYNC_NAMES if n in results
+                     and (n in ASYNC_ONLY or any(k.startswith("async")
+                                                 for k in results[n].get("metrics", {})))]
+        else:
+            names = [n for n, r in results.items()
+                     if r.get("group") == group and n not in ASYNC_ONLY]
         if not names:
             continue
         out += [f"## {title}", ""] + metric_table(results, group, names) + [""]

@@ -8,6 +8,7 @@ processed (a final call waits on the server's count).
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import threading
 import time
@@ -40,16 +41,22 @@ class Bench:
     """What a scenario works with."""
 
     contender: Contender
-    session: Session
+    session: Session | None  # None for a contender with asyncio scenarios only
     topic: str
     sizes: Sizes
     meter: CpuMeter
     start_server: Callable[[str], ServerHandle]
 
 
+def _session(bench: Bench) -> Session:
+    if bench.session is None:
+        raise RuntimeError(f"{bench.contender.name} has no thread-based session")
+    return bench.session
+
+
 def _warm(bench: Bench, payload: Any, count: int | None = None) -> None:
     for _ in range(bench.sizes.warmup if count is None else count):
-        bench.session.echo(payload)
+        _session(bench).echo(payload)
 
 
 def _check_echo(sent: Any, got: Any) -> None:
@@ -60,7 +67,7 @@ def _check_echo(sent: Any, got: Any) -> None:
 
 def sequential(bench: Bench) -> Metrics:
     """Calls one after the other: calls/s, latency p50/p99 and CPU per call."""
-    payload = bench.session.payload(16)
+    payload = _session(bench).payload(16)
     _warm(bench, payload)
     latencies: list[float] = []
     cpu_before = bench.meter.sample()
@@ -68,7 +75,7 @@ def sequential(bench: Bench) -> Metrics:
     deadline = start + bench.sizes.duration
     now = start
     while now < deadline or len(latencies) < bench.sizes.min_calls:
-        got = bench.session.echo(payload)
+        got = _session(bench).echo(payload)
         end = time.perf_counter()
         latencies.append(end - now)
         now = end
@@ -88,7 +95,7 @@ def sequential(bench: Bench) -> Metrics:
 def concurrent(threads: int) -> Callable[[Bench], Metrics]:
     """Calls from ``threads`` threads sharing the session, against one server: calls/s."""
     def scenario(bench: Bench) -> Metrics:
-        payload = bench.session.payload(16)
+        payload = _session(bench).payload(16)
         _warm(bench, payload)
         counts = [0] * threads
         errors: list[BaseException] = []
@@ -102,12 +109,12 @@ def concurrent(threads: int) -> Callable[[Bench], Metrics]:
 
         def worker(index: int) -> None:
             try:
-                bench.session.echo(payload)  # per-thread setup (a connection for raw pika)
+                _session(bench).echo(payload)  # per-thread setup (a connection for raw pika)
                 gate.wait(CALL_TIMEOUT)
                 deadline = window[1]
                 done = 0
                 while time.perf_counter() < deadline:
-                    bench.session.echo(payload)
+                    _session(bench).echo(payload)
                     done += 1
                 counts[index] = done
             except BaseException as exc:  # noqa: BLE001 - re-raised after join
@@ -138,13 +145,13 @@ def concurrent(threads: int) -> Callable[[Bench], Metrics]:
 def payload_calls(size: int, key: str) -> Callable[[Bench], Metrics]:
     """Sequential calls whose request and reply each carry ``size`` bytes: calls/s."""
     def scenario(bench: Bench) -> Metrics:
-        payload = bench.session.payload(size)
+        payload = _session(bench).payload(size)
         _warm(bench, payload, count=min(bench.sizes.warmup, 3))
         calls = 0
         start = time.perf_counter()
         deadline = start + bench.sizes.duration
         while time.perf_counter() < deadline or calls < bench.sizes.min_calls:
-            got = bench.session.echo(payload)
+            got = _session(bench).echo(payload)
             calls += 1
         elapsed = time.perf_counter() - start
         _check_echo(payload, got)
@@ -173,7 +180,7 @@ def _rounds(bench: Bench, send: Callable[[], None], settle: Callable[[int], None
 
 def casts(bench: Bench) -> Metrics:
     """Casts to the topic until the server has processed all of them: casts/s."""
-    session = bench.session
+    session = _session(bench)
     base = session.wait_count(0)
 
     def settle(total: int) -> None:
@@ -186,7 +193,7 @@ def casts(bench: Bench) -> Metrics:
 
 def fanout(bench: Bench) -> Metrics:
     """Fanout casts to three servers, until every server processed all: casts/s."""
-    session = bench.session
+    session = _session(bench)
     extra = [bench.start_server(name) for name in ("s2", "s3")]
     try:
         names = ["s1"] + [srv.name for srv in extra]
@@ -210,6 +217,84 @@ def first_call(bench: Bench) -> Metrics:
     times = [bench.contender.first_call_seconds(bench.topic)
              for _ in range(bench.sizes.first_call_reps)]
     return {"first_call_ms": statistics.median(times) * 1e3}
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory (Linux ``/proc/self/statm``)."""
+    import os
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def async_calls(inflight: int) -> Callable[[Bench], Metrics]:
+    """``inflight`` asyncio tasks in one process, each awaiting calls one after the other on
+    one shared async session: calls/s, latency p50/p99, CPU per call (client + server) and, by
+    how much resident memory grew with them all in flight, memory per in-flight call."""
+    def scenario(bench: Bench) -> Metrics:
+        return asyncio.run(_async_calls(bench, inflight))
+
+    scenario.__name__ = f"async_{inflight}"
+    return scenario
+
+
+async def _async_calls(bench: Bench, inflight: int) -> Metrics:
+    session = await bench.contender.open_async_session(bench.topic)
+    try:
+        payload = session.payload(16)
+        for _ in range(bench.sizes.warmup):
+            _check_echo(payload, await session.echo(payload))
+        latencies: list[float] = []
+        rss_before = _rss_bytes()
+        rss_in_flight: list[int] = []
+        loop = asyncio.get_running_loop()
+        loop.call_later(bench.sizes.duration / 2, lambda: rss_in_flight.append(_rss_bytes()))
+        cpu_before = bench.meter.sample()
+        start = time.perf_counter()
+        deadline = start + bench.sizes.duration
+
+        async def caller() -> None:
+            while True:
+                began = time.perf_counter()
+                got = await session.echo(payload)
+                end = time.perf_counter()
+                latencies.append(end - began)
+                if got != payload:
+                    _check_echo(payload, got)
+                if end >= deadline:
+                    return
+
+        await asyncio.wait_for(asyncio.gather(*(caller() for _ in range(inflight))),
+                               bench.sizes.duration + CALL_TIMEOUT * 2)
+        elapsed = time.perf_counter() - start
+        cpu_after = bench.meter.sample()
+    finally:
+        await session.close()
+    key = f"async{inflight}"
+    cpu = CpuMeter.per_op_us(cpu_before, cpu_after, len(latencies))
+    metrics: Metrics = {
+        f"{key}_calls_per_s": len(latencies) / elapsed,
+        f"{key}_p50_ms": percentile(latencies, 0.50) * 1e3,
+        f"{key}_p99_ms": percentile(latencies, 0.99) * 1e3,
+        f"{key}_cpu_per_call_us": cpu["cpu_per_call_us"],
+        f"{key}_server_cpu_per_call_us": cpu["server_cpu_per_call_us"],
+    }
+    if rss_in_flight:
+        metrics[f"{key}_kb_per_inflight"] = max(0, rss_in_flight[0] - rss_before) / 1024 / inflight
+    return metrics
+
+
+ASYNC_SCENARIOS: list[tuple[str, Callable[[Bench], Metrics]]] = [
+    # the largest first: memory per call in flight is read before smaller runs warm the heap
+    ("async_1000", async_calls(1000)),
+    ("async_100", async_calls(100)),
+    ("async_1", async_calls(1)),
+]
+
+
+def for_contender(contender: Contender) -> list[tuple[str, Callable[[Bench], Metrics]]]:
+    """The scenarios a contender runs: its group's thread-based ones and/or the asyncio ones."""
+    chosen = for_group(contender.group) if contender.runs_sync else []
+    return chosen + (ASYNC_SCENARIOS if contender.runs_async else [])
 
 
 def for_group(group: str) -> list[tuple[str, Callable[[Bench], Metrics]]]:

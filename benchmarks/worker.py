@@ -78,13 +78,13 @@ def run(name: str, config: dict[str, Any]) -> dict[str, Any]:
     profiles: list[Profile] = []
     try:
         servers.append(server("s1"))
-        session = contender.open_session(topic)
+        session = contender.open_session(topic) if contender.runs_sync else None
         meter = CpuMeter([srv.pid for srv in servers if srv.pid], config.get("broker_pid"))
         bench = scenarios.Bench(contender, session, topic, sizes, meter, server)
         if config.get("profile_dir"):
             profiles = start_profiles(name, servers, Path(config["profile_dir"]))
         only = config.get("scenarios")
-        for scenario_name, scenario in scenarios.for_group(contender.group):
+        for scenario_name, scenario in scenarios.for_contender(contender):
             if only and scenario_name not in only:
                 continue
             began = time.perf_counter()

@@ -12,6 +12,9 @@ NAMES: tuple[tuple[str, str], ...] = (
     ("msgbus-pika", "rabbit"),
     ("oslo-rabbit", "rabbit"),
     ("raw-pika", "rabbit"),
+    ("msgbus-async-rabbit", "rabbit"),
+    ("faststream-rabbit", "rabbit"),
+    ("aiopika-rabbit", "rabbit"),
 )
 
 
@@ -23,6 +26,15 @@ def get(name: str) -> Contender:
 
     if name == "raw-pika":
         return RawPikaContender()
+    if name == "msgbus-async-rabbit":
+        from benchmarks.contenders.msgbus_async import MsgbusAsyncContender
+        return MsgbusAsyncContender("rabbit")
+    if name == "faststream-rabbit":
+        from benchmarks.contenders.faststream_contender import FastStreamContender
+        return FastStreamContender()
+    if name == "aiopika-rabbit":
+        from benchmarks.contenders.aiopika_contender import AioPikaContender
+        return AioPikaContender()
     library, _, scheme = name.partition("-")
     if library == "msgbus":
         return MsgbusContender(scheme)

@@ -79,6 +79,22 @@ class Session(abc.ABC):
         """Release connections and private queues."""
 
 
+class AsyncSession(abc.ABC):
+    """The asyncio client side of a contender on one topic, opened and used on one loop."""
+
+    def payload(self, size: int) -> Any:
+        """A payload of ``size`` bytes in the form this stack sends."""
+        return "x" * size
+
+    @abc.abstractmethod
+    async def echo(self, payload: Any) -> Any:
+        """Await ``echo`` on the topic (any server) and return the reply."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and private queues."""
+
+
 class ServerHandle(abc.ABC):
     """A running server; ``pid`` is its process when it has its own (None: in this process)."""
 
@@ -97,6 +113,14 @@ class Contender(abc.ABC):
     name: str
     #: ``fake`` (in-process, no broker) or ``rabbit`` (the local RabbitMQ).
     group: str
+    #: Whether the thread-based scenarios run (through :meth:`open_session`).
+    runs_sync: bool = True
+    #: Whether the asyncio scenarios run (through :meth:`open_async_session`).
+    runs_async: bool = False
+
+    async def open_async_session(self, topic: str) -> AsyncSession:
+        """An asyncio client session on ``topic`` (contenders with :attr:`runs_async`)."""
+        raise NotImplementedError(f"{self.name} has no asyncio client")
 
     @abc.abstractmethod
     def unavailable(self) -> str | None:

@@ -31,6 +31,12 @@ class MsgbusContender(RpcApiContender):
             url += "?" + query
         super().__init__(f"msgbus-{scheme}", group, url)
         self.scheme = scheme
+        # call_async against this (threaded) server: the asyncio scenarios' msgbus baseline
+        self.runs_async = scheme != "fake"
+
+    async def open_async_session(self, topic: str) -> Any:
+        from benchmarks.contenders.msgbus_async import open_msgbus_async_session
+        return await open_msgbus_async_session(self, topic)
 
     def unavailable(self) -> str | None:
         try:
