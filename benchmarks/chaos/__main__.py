@@ -4,6 +4,9 @@ One RPC server process and one load process (N call threads calling ``echo`` wit
 thread casting numbered ``record`` casts) per contender, one contender after the other, on one
 private RabbitMQ node that suffers N x ``close_all_connections`` and then a restart. Default
 options everywhere. Prints a table and, for each msgbus contender, whether its contract held.
+
+With ``--cluster``: node kills on a 3-node cluster with quorum queues instead (see
+:mod:`benchmarks.chaos.cluster`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when a msgbus contender breaks the contract")
+    parser.add_argument("--cluster", action="store_true",
+                        help="kill nodes of a 3-node cluster with quorum queues instead (msgbus "
+                             "contenders only; see benchmarks/chaos/cluster.py)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --cluster: rounds of kills, each kills the leader and the "
+                             "clients' node for each driver (3)")
+    parser.add_argument("--settle", type=float, default=20.0,
+                        help="with --cluster: seconds of load after each rejoin (20)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the journals and process logs (kept anyway after an error)")
     return parser.parse_args(argv)
@@ -150,6 +161,18 @@ def main(argv: list[str] | None = None) -> int:
                         drop_gap=args.drop_gap, down=args.down, cast_rate=args.cast_rate,
                         query=args.query)
     names = list(dict.fromkeys(args.contender or DEFAULT_CONTENDERS))
+    if args.cluster:
+        Interrupts()  # SIGTERM too ends the run through the cluster's cleanup
+        if args.write_results:
+            print("chaos: --write-results is not supported with --cluster (use --json)",
+                  file=sys.stderr)
+            return 2
+        from benchmarks.chaos.cluster import run_cluster_mode
+        try:
+            return run_cluster_mode(names, args.rounds, args.settle, args.json, args.check)
+        except KeyboardInterrupt:
+            print("chaos: interrupted; cluster removed", file=sys.stderr)
+            return 130
     interrupts = Interrupts()
     work_dir = Path(tempfile.mkdtemp(prefix="msgbus-chaos-"))
     try:

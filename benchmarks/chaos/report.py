@@ -150,13 +150,13 @@ def section(results: list[dict[str, Any]], header: list[str]) -> str:
     return "\n".join(body)
 
 
-def current_section(path: Path) -> str | None:
+def current_section(path: Path, heading: str = SECTION) -> str | None:
     """The ``## Chaos run`` section now in ``path`` (None when there is none), so that the
     speed benchmarks, which rewrite the file, can keep it."""
     if not path.exists():
         return None
     lines = path.read_text(encoding="utf-8").splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
     if start is None:
         return None
     end = next((i for i in range(start + 1, len(lines))
@@ -164,11 +164,12 @@ def current_section(path: Path) -> str | None:
     return "\n".join(lines[start:end]).rstrip("\n") + "\n"
 
 
-def replace_section(path: Path, text: str) -> None:
-    """Write ``text`` as the ``## Chaos run`` section of ``path``, keeping everything else."""
+def replace_section(path: Path, text: str, heading: str = SECTION) -> None:
+    """Write ``text`` as the ``heading`` section (default ``## Chaos run``) of ``path``,
+    keeping everything else."""
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     lines = old.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
     if start is None:
         kept = old.rstrip("\n")
         path.write_text((kept + "\n\n" if kept else "") + text.rstrip("\n") + "\n",
