@@ -34,9 +34,15 @@ def broker() -> Iterator[None]:
     delete_entities(leftovers)
 
 
-@pytest.fixture(scope="session")
-def transport_url() -> str:
-    return RABBIT_URL
+#: The driver's two paths: its fast path (the default) and py-amqp's public API alone.
+PATHS = {"fast": "", "public": "?fast_path=false"}
+
+
+@pytest.fixture(scope="session", params=list(PATHS))
+def transport_url(request: pytest.FixtureRequest) -> str:
+    """The shared broker's URL, once per path of the driver (the conformance suite runs on
+    both)."""
+    return RABBIT_URL + PATHS[request.param]
 
 
 @pytest.fixture(scope="session")

@@ -17,13 +17,11 @@ import collections
 import errno
 import logging
 import os
-import select
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from msgbus_kombu.frames import settle_frame
-from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link
+from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link, Poller
 
 if TYPE_CHECKING:
     from msgbus_kombu.options import Settings
@@ -136,7 +134,7 @@ class Acknowledgements:
             return
         try:
             # Basic.Ack(tag, multiple) or Basic.Reject(tag, requeue): one small frame
-            link.write(settle_frame(self._channel_id, method, tag, flag))
+            link.settle(tag, method == _ACK, bool(flag))
         except CONNECTION_ERRORS + CHANNEL_ERRORS as exc:
             LOG.info("%s: could not settle delivery %s (%s); the broker will redeliver it",
                      self.purpose, tag, exc)
@@ -163,10 +161,11 @@ class Acknowledgements:
 
     def _clear_wake(self) -> None:
         # Empty the pipe first, then allow new wake-ups: commands queued in between are run
-        # by the loop right after this, so none is left waiting without a wake-up.
+        # by the loop right after this, so none is left waiting without a wake-up. One read
+        # (called when the pipe is readable; it holds a byte or two): a second one on an empty
+        # pipe would block under eventlet, whose green os.read waits instead of failing.
         try:
-            while os.read(self._wake_r, 512):
-                pass
+            os.read(self._wake_r, 4096)
         except OSError:
             pass
         self._wake_pending = False
@@ -182,9 +181,7 @@ class Acknowledgements:
         if self._no_ack or self._all_settled():
             return
         deadline = time.monotonic() + self._settings.kombu.listener_drain_timeout
-        poller = select.poll()
-        poller.register(link.sock.fileno(), select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
+        poller = Poller(link.sock.fileno(), self._wake_r)
         while True:
             self._run_commands()
             self._flush_acks()
@@ -196,6 +193,7 @@ class Acknowledgements:
                     self._clear_wake()
                 else:
                     link.read_frame()
+        poller.close()
         if self._unsettled:
             LOG.warning("%s: %d deliveries were not settled within %.0fs of stopping; they go "
                         "back to their queue", self.purpose, len(self._unsettled),

@@ -17,7 +17,6 @@ state; splitting it further would spread the hot loop over modules.)
 from __future__ import annotations
 
 import logging
-import select
 import struct
 import threading
 import time
@@ -31,7 +30,7 @@ from msgbus.driver.base import IncomingMessage, Listener
 from msgbus.exceptions import ConfigurationError, MessageDeliveryFailure, MessagingException
 from msgbus_kombu.acks import Acknowledgements, Delivery
 from msgbus_kombu.connection import LINK_ERRORS, ConnectFailed, Connector
-from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link
+from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link, Poller
 from msgbus_kombu.options import Settings
 
 LOG = logging.getLogger(__name__)
@@ -323,7 +322,8 @@ class ConsumerThread(Acknowledgements):
             self._link = link
             self._channel_id = link.channel.channel_id
             self._d_tag = None
-            link.hook = self._hook
+            if link.fast:
+                link.hook = self._hook
             with link.bounded(deadline):
                 for name in self._names:
                     link.channel.basic_consume(name, callback=self._on_deliver,
@@ -336,10 +336,14 @@ class ConsumerThread(Acknowledgements):
 
     def _serve(self, link: Link) -> None:
         """Read and dispatch until asked to stop; connection errors propagate."""
-        poller = select.poll()
-        poller.register(link.sock.fileno(), select.POLLIN)
         wake_fd = self._wake_r
-        poller.register(wake_fd, select.POLLIN)
+        poller = Poller(link.sock.fileno(), wake_fd)
+        try:
+            self._loop(link, poller, wake_fd)
+        finally:
+            poller.close()
+
+    def _loop(self, link: Link, poller: Poller, wake_fd: int) -> None:
         interval = self._settings.heartbeat_interval
         next_beat = time.monotonic() + interval if interval else None
         commands = self._commands

@@ -24,7 +24,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from msgbus.driver.amqp import ExchangeSpec
 from msgbus.driver.held_casts import Held
@@ -49,7 +49,8 @@ class InFlight(NamedTuple):
     exchange: ExchangeSpec | None
     routing_key: str
     body: bytes
-    properties: bytes
+    #: as :data:`msgbus_kombu.link.Properties` (bytes on the fast path, else a dict)
+    properties: Any
     #: how many times it was published without a confirm (see :data:`MAX_CAST_ATTEMPTS`)
     attempts: int = 1
     #: published mandatory, to be held when the broker returns it
@@ -111,7 +112,7 @@ class Recent:
                 append((now, copy))
 
     def confirmed_one(self, now: float, exchange: ExchangeSpec | None, routing_key: str,
-                      body: bytes, properties: bytes) -> None:
+                      body: bytes, properties: Any) -> None:
         """A message whose sender waited for its confirm (a call, a reply, ...)."""
         if (self.everything or exchange is None) and len(body) <= RECENT_BODY_MAX:
             self._items.append((now, InFlight(exchange, routing_key, body, properties)))

@@ -26,8 +26,6 @@ from typing import Any
 import amqp.exceptions
 from amqp.basic_message import Message
 
-from msgbus.driver.amqp import CONTENT_ENCODING, CONTENT_TYPE, DELIVERY_MODE_PERSISTENT
-
 LOG = logging.getLogger(__name__)
 
 #: Release series (major, minor) the fast path was verified against, per distribution: it reads
@@ -105,13 +103,9 @@ def _shortstr(text: str) -> bytes:
     return bytes((len(raw),)) + raw
 
 
-def properties_bytes(expiration: str | None) -> bytes:
-    """The encoded content-header properties of oslo.messaging's messages."""
-    props: dict[str, Any] = {"content_type": CONTENT_TYPE, "content_encoding": CONTENT_ENCODING,
-                             "delivery_mode": DELIVERY_MODE_PERSISTENT}
-    if expiration is not None:
-        props["expiration"] = expiration
-    return Message(b"", **props)._serialize_properties()
+def properties_bytes(properties: dict[str, Any]) -> bytes:
+    """The encoded content-header properties (flags and values) of ``properties``."""
+    return Message(b"", **properties)._serialize_properties()
 
 
 def publish_frames(channel: int, exchange: str, routing_key: str, mandatory: bool,

@@ -1,8 +1,11 @@
 """One open connection to the broker with one channel: :class:`Link`.
 
-A link is used by a single thread at a time (a publisher slot or a consumer thread). It reads
-frames through :class:`~msgbus_kombu.frames.FrameReader` (plain TCP) and hands each to its
-owner's fast path (:attr:`Link.hook`) or to py-amqp, remembers what it declared, and bounds
+A link is used by a single thread at a time (a publisher slot or a consumer thread). With the
+fast path (:mod:`msgbus_kombu.frames`) it reads frames through a
+:class:`~msgbus_kombu.frames.FrameReader` (plain TCP) and hands each to its owner's hook
+(:attr:`Link.hook`) or to py-amqp, and writes ready-made frames; without it, it reads with
+py-amqp's ``drain_events``, publishes with ``basic_publish`` and settles with
+``basic_ack``/``basic_reject``. It remembers what it declared, and bounds
 every blocking exchange made under :meth:`Link.bounded` by a deadline as well as by the I/O
 timeout. Opening links (hosts, failover, the bounded handshake) is :mod:`msgbus_kombu.connection`.
 """
@@ -13,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import select
+import selectors
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -23,8 +27,11 @@ import amqp.exceptions
 import kombu
 import kombu.exceptions
 
-from msgbus.driver.amqp import ExchangeSpec, QueueSpec
-from msgbus_kombu.frames import FrameReader, install_reader, library_buffered
+from msgbus.driver.amqp import (CONTENT_ENCODING, CONTENT_TYPE, DELIVERY_MODE_PERSISTENT,
+                                ExchangeSpec, QueueSpec)
+from msgbus_kombu.frames import (FrameReader, install_reader, library_buffered, properties_bytes,
+                                 publish_frames,
+                                 settle_frame)
 from msgbus_kombu.options import Settings
 
 LOG = logging.getLogger(__name__)
@@ -62,6 +69,44 @@ def _collect(kconn: kombu.Connection) -> None:
 
 
 
+#: A message's properties as a link publishes them: encoded bytes on the fast path
+#: (:func:`msgbus_kombu.frames.properties_bytes`), else keyword arguments of ``amqp.Message``.
+Properties = Any
+
+#: Seconds one ``drain_events`` of the public path may wait for the rest of a method once the
+#: socket was readable (a heartbeat frame alone completes none: then it returns after this).
+_DRAIN_SLICE = 0.05
+
+
+class Poller:
+    """Waits until file descriptors are readable: ``select.poll`` where it exists, else the
+    ``selectors`` module (a process that ran ``eventlet.monkey_patch()`` has no poll)."""
+
+    def __init__(self, *fds: int) -> None:
+        make_poll = getattr(select, "poll", None)
+        if make_poll is not None:
+            poll = make_poll()
+            for fd in fds:
+                poll.register(fd, select.POLLIN)
+            #: ``poll(milliseconds or None)`` -> [(fd, event)], as ``select.poll``'s
+            self.poll: Callable[..., list[tuple[int, int]]] = poll.poll
+            self._selector: selectors.BaseSelector | None = None
+            return
+        self._selector = selector = selectors.DefaultSelector()
+        for fd in fds:
+            selector.register(fd, selectors.EVENT_READ)
+        self.poll = self._select
+
+    def _select(self, timeout_ms: float | None = None) -> list[tuple[int, int]]:
+        assert self._selector is not None
+        timeout = None if timeout_ms is None else max(0.0, timeout_ms) / 1000.0
+        return [(key.fd, events) for key, events in self._selector.select(timeout)]
+
+    def close(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
+
+
 #: Handles a frame (type, channel, payload) itself and returns True, or returns False to leave
 #: it to py-amqp.
 FrameHook = Callable[[int, int, bytes], bool]
@@ -84,11 +129,14 @@ class Link:
         self.sock: socket.socket = self.conn.sock
         self.io_timeout = settings.io_timeout
         self.sock.settimeout(self._timeout_until(deadline))
-        self._reader: FrameReader | None = install_reader(self.transport, self.sock)
-        #: The owner's fast path for the frames it expects most (deliveries, confirms).
+        #: Whether this link uses the fast path (:mod:`msgbus_kombu.frames`).
+        self.fast = settings.fast_path
+        self._reader: FrameReader | None = (install_reader(self.transport, self.sock)
+                                            if self.fast else None)
+        #: The owner's fast path for the frames it expects most (deliveries, confirms); only
+        #: read on a fast link.
         self.hook: FrameHook | None = None
-        self._poller = select.poll()
-        self._poller.register(self.sock.fileno(), select.POLLIN)
+        self._poller = Poller(self.sock.fileno())
         self.channel: amqp.Channel = self._new_channel()
         if deadline is not None:
             self.sock.settimeout(self.io_timeout)
@@ -131,7 +179,7 @@ class Link:
         reader = self._reader
         if reader is not None:
             return reader.has_data()
-        if library_buffered(self.transport):
+        if self.fast and library_buffered(self.transport):
             return True
         pending = getattr(self.sock, "pending", None)
         return bool(pending is not None and pending())
@@ -148,7 +196,15 @@ class Link:
 
     def read_frame(self) -> None:
         """Read and handle one frame (blocks up to the socket's I/O timeout): by the owner's
-        hook when it takes it, else by py-amqp."""
+        hook when it takes it, else by py-amqp. Without the fast path: py-amqp's
+        ``drain_events`` reads until a method is complete or for :data:`_DRAIN_SLICE` (py-amqp
+        keeps a frame it read in part)."""
+        if not self.fast:
+            try:
+                self.conn.drain_events(timeout=_DRAIN_SLICE)
+            except socket.timeout:
+                pass
+            return
         frame = self.transport.read_frame()
         hook = self.hook
         if hook is not None and hook(*frame):
@@ -157,9 +213,39 @@ class Link:
         self.conn.on_inbound_frame(frame)
 
     def write(self, data: bytes) -> None:
-        """Write ready-made frames (the caller owns the link, so nobody writes meanwhile)."""
+        """Write ready-made frames (fast path; the caller owns the link, so nobody writes
+        meanwhile)."""
         self.transport.write(data)
         self.conn.bytes_sent += 1
+
+    @staticmethod
+    def message_properties(fast: bool, expiration: str | None) -> Properties:
+        """The properties of oslo.messaging's messages, as :meth:`publish` takes them."""
+        props: dict[str, Any] = {"content_type": CONTENT_TYPE,
+                                 "content_encoding": CONTENT_ENCODING,
+                                 "delivery_mode": DELIVERY_MODE_PERSISTENT}
+        if expiration is not None:
+            props["expiration"] = expiration
+        return properties_bytes(props) if fast else props
+
+    def publish(self, exchange: str, routing_key: str, mandatory: bool, properties: Properties,
+                body: bytes) -> None:
+        """Publish one message on the link's channel (a confirm, if any, comes later)."""
+        if self.fast:
+            self.write(publish_frames(self.channel.channel_id, exchange, routing_key, mandatory,
+                                      properties, body, self.conn.frame_max))
+            return
+        self.channel.basic_publish(amqp.Message(body, **properties), exchange, routing_key,
+                                   mandatory)
+
+    def settle(self, tag: int, ack: bool, flag: bool) -> None:
+        """Basic.Ack (``flag``: multiple) or Basic.Reject (``flag``: requeue) of ``tag``."""
+        if self.fast:
+            self.write(settle_frame(self.channel.channel_id, 80 if ack else 90, tag, int(flag)))
+        elif ack:
+            self.channel.basic_ack(tag, multiple=flag)
+        else:
+            self.channel.basic_reject(tag, requeue=flag)
 
     def drain_pending(self) -> None:
         """Handle every frame already waiting (heartbeats, a close from the broker)."""
@@ -221,6 +307,7 @@ class Link:
             self.conn.close()
         except Exception:  # noqa: BLE001 - the link is going away either way
             LOG.debug("error closing connection to %s", self.endpoint.describe(), exc_info=True)
+        self._poller.close()
         _collect(self.kconn)
 
     def interrupt(self) -> None:
@@ -235,4 +322,5 @@ class Link:
         if self.closed:
             return
         self.closed = True
+        self._poller.close()
         _collect(self.kconn)

@@ -27,8 +27,7 @@ from msgbus.driver.held_casts import Held, HeldCasts
 from msgbus.exceptions import MessageDeliveryFailure, MessageUndeliverable, MessagingTimeout
 from msgbus_kombu.connection import (LINK_ERRORS, ConnectFailed, Connector, RetryBudget,
                                      Stopped)
-from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS
-from msgbus_kombu.frames import properties_bytes
+from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link, Properties
 from msgbus_kombu.keeper import SlotKeeper
 from msgbus_kombu.options import Settings
 from msgbus_kombu.copies import InFlight
@@ -59,7 +58,7 @@ class PublisherPool:
         self._slots: list[PublishSlot] = []
         self._cond = threading.Condition()
         self._closed = False
-        self._properties: dict[str | None, bytes] = {}
+        self._properties: dict[str | None, Properties] = {}
         self._warming = 0
         self._keeping = 0
         #: Returned casts waiting to be sent again (see the module docstring).
@@ -253,7 +252,7 @@ class PublisherPool:
         body = bytes(body)
         properties = self._properties.get(expiration)
         if properties is None:
-            properties = properties_bytes(expiration)
+            properties = Link.message_properties(self._settings.fast_path, expiration)
             if len(self._properties) < 256:
                 self._properties[expiration] = properties
         slot = self._acquire(deadline)

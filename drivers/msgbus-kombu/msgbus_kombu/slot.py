@@ -28,8 +28,8 @@ from msgbus.driver.amqp import ExchangeSpec, QueueSpec, pop_confirmed
 from msgbus.driver.held_casts import Held
 from msgbus_kombu.connection import LINK_ERRORS, Connector
 from msgbus_kombu.copies import RECENT_SECONDS, InFlight, Recent, spent
-from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link
-from msgbus_kombu.frames import ACK_PREFIX, publish_frames
+from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link, Properties
+from msgbus_kombu.frames import ACK_PREFIX
 
 LOG = logging.getLogger(__name__)
 
@@ -145,7 +145,8 @@ class PublishSlot:
         self._tag = 0
         self._orphan()
         self._channel_id = channel.channel_id
-        link.hook = self._hook
+        if link.fast:
+            link.hook = self._hook
 
     def connect(self, deadline: float | None = None) -> Link:
         """Open this slot's connection (one try of every host, by ``deadline``); raises
@@ -207,14 +208,13 @@ class PublishSlot:
         return len(self.replay) + sum(1 for c in self._unconfirmed.values() if c is not None)
 
     def _write(self, link: Link, exchange: ExchangeSpec | None, routing_key: str, body: bytes,
-               properties: bytes, mandatory: bool, deadline: float | None) -> int:
+               properties: Properties, mandatory: bool, deadline: float | None) -> int:
         exchange_name = ""
         if exchange is not None:
             link.declare_exchange(exchange, deadline)
             exchange_name = exchange.name
         self._tag += 1
-        link.write(publish_frames(self._channel_id, exchange_name, routing_key, mandatory,
-                                  properties, body, link.conn.frame_max))
+        link.publish(exchange_name, routing_key, mandatory, properties, body)
         return self._tag
 
     def _publish_replay(self, link: Link, deadline: float | None) -> None:
@@ -260,7 +260,7 @@ class PublishSlot:
         return link
 
     def publish(self, exchange: ExchangeSpec | None, routing_key: str, body: bytes,
-                properties: bytes, mandatory: bool, declare: QueueSpec | None,
+                properties: Properties, mandatory: bool, declare: QueueSpec | None,
                 deadline: float | None, pipelined: bool = False, hold: bool = False,
                 held: Held | None = None) -> None:
         """Publish, then wait for the broker's confirm (connecting first when needed).
