@@ -71,7 +71,8 @@ class TestServerTopology:
             == {"type": "fanout", "durable": False, "auto_delete": True}
         assert ("openstack", topic) in bindings_of(topic)
         assert ("openstack", f"{topic}.host-a") in bindings_of(f"{topic}.host-a")
-        assert (f"{topic}_fanout", "") in bindings_of(fanout[0])
+        # bound with the topic as key, as oslo.messaging 18.3 binds it (a fanout ignores it)
+        assert (f"{topic}_fanout", topic) in bindings_of(fanout[0])
 
     def test_fanout_after_its_auto_deleted_exchange_came_back(self, closer: Closer) -> None:
         """The client remembers it declared ``<topic>_fanout``; the broker deletes it with the
