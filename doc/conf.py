@@ -131,23 +131,21 @@ def _is_member_of_context(node, target: str) -> bool:  # noqa: ANN001
     return hasattr(owner, target)
 
 
-def _tolerant_resolve_xref(resolve):  # noqa: ANN001, ANN202
-    """oslo.config's domain raises KeyError for a name it does not know (myst asks every domain
-    about each unresolved Markdown link): make that "not found", so Sphinx warns instead."""
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        try:
-            return resolve(*args, **kwargs)
-        except KeyError:
-            return None
-    return wrapper
-
-
 def setup(app) -> dict[str, bool]:  # noqa: ANN001
-    from oslo_config import sphinxext
-    if not getattr(sphinxext.ConfigDomain.resolve_xref, "msgbus_tolerant", False):
-        sphinxext.ConfigDomain.resolve_xref = _tolerant_resolve_xref(
-            sphinxext.ConfigDomain.resolve_xref)
-        sphinxext.ConfigDomain.resolve_xref.msgbus_tolerant = True
+    from oslo_config.sphinxext import ConfigDomain
+
+    class TolerantConfigDomain(ConfigDomain):
+        """oslo.config's domain raises KeyError for a name it does not know (myst asks every
+        domain about each unresolved Markdown link): make that "not found", so Sphinx warns
+        with the link's place instead of crashing."""
+
+        def resolve_xref(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+            try:
+                return super().resolve_xref(*args, **kwargs)
+            except KeyError:
+                return None
+
+    app.add_domain(TolerantConfigDomain, override=True)
     app.connect("source-read", _add_option_tables)
     app.connect("missing-reference", _resolve_short_names)
     return {"parallel_read_safe": True}
