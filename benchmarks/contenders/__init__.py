@@ -9,6 +9,7 @@ NAMES: tuple[tuple[str, str], ...] = (
     ("msgbus-fake", "fake"),
     ("oslo-fake", "fake"),
     ("msgbus-rabbit", "rabbit"),
+    ("msgbus-rabbit-public", "rabbit"),
     ("msgbus-pika", "rabbit"),
     ("oslo-rabbit", "rabbit"),
     ("raw-pika", "rabbit"),
@@ -26,6 +27,9 @@ def get(name: str) -> Contender:
 
     if name == "raw-pika":
         return RawPikaContender()
+    if name == "msgbus-rabbit-public":
+        from benchmarks.contenders.msgbus_kombu_public import MsgbusKombuPublicContender
+        return MsgbusKombuPublicContender()
     if name == "msgbus-async-rabbit":
         from benchmarks.contenders.msgbus_async import MsgbusAsyncContender
         return MsgbusAsyncContender("rabbit")
