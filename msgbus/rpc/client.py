@@ -14,6 +14,7 @@ from msgbus.driver.base import Capability
 from msgbus.exceptions import (ClientSendError, InvalidTarget, MessageUndeliverable,
                                MessagingException, MessagingTimeout, RemoteError,
                                RPCVersionCapError)
+from msgbus.rpc.aio_call import AsyncCalls
 from msgbus.rpc.versions import check_version, version_allowed
 from msgbus.serializer import NoOpSerializer, Serializer
 from msgbus.target import Target
@@ -64,6 +65,7 @@ class _CallContext:
         self.retry = retry
         self.call_monitor_timeout = call_monitor_timeout
         self.transport_options = transport_options
+        self._aio = AsyncCalls()  # shared with prepare()'s copies
 
     def prepare(self, exchange: str | None = _UNSET, topic: str | None = _UNSET,
                 namespace: str | None = _UNSET, version: str | None = _UNSET,
@@ -80,11 +82,13 @@ class _CallContext:
                                          version=version, server=server,
                                          fanout=fanout).items() if v is not _UNSET}
         pick = lambda new, old: old if new is _UNSET else new  # noqa: E731
-        return _CallContext(self.transport, self.target(**changes), self.serializer,
-                            pick(timeout, self.timeout), pick(version_cap, self.version_cap),
-                            pick(retry, self.retry),
-                            pick(call_monitor_timeout, self.call_monitor_timeout),
-                            pick(transport_options, self.transport_options))
+        prepared = _CallContext(self.transport, self.target(**changes), self.serializer,
+                                pick(timeout, self.timeout),
+                                pick(version_cap, self.version_cap), pick(retry, self.retry),
+                                pick(call_monitor_timeout, self.call_monitor_timeout),
+                                pick(transport_options, self.transport_options))
+        prepared._aio = self._aio
+        return prepared
 
     def can_send_version(self, version: str | None = _UNSET) -> bool:
         """Whether a message at ``version`` (default: the target's) may be sent under the
@@ -248,6 +252,9 @@ class _CallContext:
         wait is a future, so many calls in flight need no thread each. Cancelling the awaiting
         task frees the call's reply slot: a reply arriving later is dropped.
         """
+        if not self.call_monitor_timeout:
+            return await self._aio.call(self, ctxt, method, kwargs)
+        # With a call monitor, the reply waiter's clock watches the heartbeats.
         loop = asyncio.get_running_loop()
         start = time.monotonic()
         msg = self._call_message(ctxt, method, kwargs)
