@@ -24,6 +24,7 @@ from typing import Any, Awaitable, Callable
 from oslo_config import cfg
 
 from msgbus.executors.base import Executor
+from msgbus.executors.inbox import LoopInbox
 from msgbus.executors.thread_pool import ThreadPoolExecutor
 
 LOG = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class AsyncioExecutor(Executor):
         self._limit: int = conf.executor_coroutine_limit
         self._threads = ThreadPoolExecutor(conf)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: LoopInbox | None = None
         self._context: contextvars.Context | None = None
         self._lock = threading.Lock()
         self._inflight = 0  # submitted coroutines not finished (queued ones included)
@@ -79,6 +81,7 @@ class AsyncioExecutor(Executor):
         if self._loop is not None and self._loop is not loop:
             raise RuntimeError("this server's executor already runs on another event loop")
         self._loop = loop
+        self._inbox = LoopInbox(loop)
         self._context = contextvars.copy_context()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -86,19 +89,17 @@ class AsyncioExecutor(Executor):
         if not inspect.iscoroutinefunction(fn):
             self._threads.submit(fn, *args)
             return
-        loop = self._loop
-        if loop is None:
+        inbox = self._inbox
+        if inbox is None:
             raise RuntimeError("the asyncio executor has no event loop (server not started)")
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("executor is shut down")
             self._inflight += 1
             self._drained.clear()
-        try:
-            loop.call_soon_threadsafe(self._admit, fn, args)
-        except RuntimeError:  # the loop is closed: nothing will ever run it
+        if not inbox.post(self._admit, fn, args):
             self._done_one()
-            raise
+            raise RuntimeError("the event loop of the asyncio executor is closed")
 
     def run_in_thread(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
         """From a handler on the loop: run plain ``fn(*args)`` on the pool and await it."""

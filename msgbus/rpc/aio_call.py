@@ -11,50 +11,19 @@ cancelling the awaiting task, like a timeout, frees the reply slot (a later repl
 from __future__ import annotations
 
 import asyncio
-import collections
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from msgbus import envelope
 from msgbus.exceptions import MessagingTimeout
+from msgbus.executors.inbox import LoopInbox
 
 if TYPE_CHECKING:
     from msgbus.rpc.client import _Call, _CallContext
 
-__all__ = ["LoopInbox", "AsyncCalls"]
-
-
-class LoopInbox:
-    """Runs callables posted from any thread on one event loop, waking it once per burst."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._items: collections.deque = collections.deque()
-        self._scheduled = False
-
-    def post(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Have the loop run ``fn(*args)`` soon (dropped if the loop is closed)."""
-        with self._lock:
-            self._items.append((fn, args))
-            if self._scheduled:
-                return
-            self._scheduled = True
-        try:
-            self._loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # the loop is closed: nobody is awaiting any more
-            with self._lock:
-                self._items.clear()
-                self._scheduled = False
-
-    def _drain(self) -> None:
-        with self._lock:
-            items, self._items = self._items, collections.deque()
-            self._scheduled = False
-        for fn, args in items:
-            fn(*args)
+__all__ = ["AsyncCalls"]
 
 
 def _relay(done: Any, future: asyncio.Future) -> None:
