@@ -85,9 +85,14 @@ class AsyncioExecutor(Executor):
         self._context = contextvars.copy_context()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """A coroutine function is started on the loop; anything else goes to the threads."""
+        """A coroutine function is started on the loop; anything else goes to the threads
+        (in a copy of the same context as the coroutines, once the executor is attached)."""
         if not inspect.iscoroutinefunction(fn):
-            self._threads.submit(fn, *args)
+            context = self._context
+            if context is None:
+                self._threads.submit(fn, *args)
+            else:
+                self._threads.submit(context.copy().run, fn, *args)
             return
         inbox = self._inbox
         if inbox is None:

@@ -367,3 +367,18 @@ def test_async_batch_listener(notify_transport: Any) -> None:
         assert max(map(len, endpoint.batches)) <= 5
 
     asyncio.run(main())
+
+
+class PlainReader:
+    def read(self, ctxt: Any) -> str:
+        return REQUEST.get()
+
+
+def test_plain_methods_see_the_context_at_start_too(transport: Any) -> None:
+    async def main() -> None:
+        REQUEST.set("at-start")
+        async with _server(transport, PlainReader()):
+            REQUEST.set("later")
+            assert await _client(transport).call_async({}, "read") == "at-start"
+
+    asyncio.run(main())
