@@ -64,8 +64,20 @@ class _CallClock:
         return wait_for
 
 
+#: Calls remembered as waiting for a late reply (timed out or failed at close, no reply yet);
+#: past this many the waiter just remembers that some are.
+LATE_REPLY_MEMORY = 10_000
+
+
 class ReplyWaiter:
-    """Routes replies arriving on the transport's reply address to the waiting callers."""
+    """Routes replies arriving on the transport's reply address to the waiting callers.
+
+    It also remembers the calls that stopped waiting before their reply came (timed out, or
+    failed because the transport closed): a server may still send those replies, and an
+    oslo.messaging server keeps a worker retrying a reply for 60 s while its reply queue is
+    missing. :meth:`close` then asks the driver to leave the reply queue to the broker's
+    ``x-expires`` instead of deleting it (see doc/faults.md, "Late replies").
+    """
 
     def __init__(self, driver: Driver, allowed_remote_exmods: Iterable[str],
                  window: int = 4096, listen_kwargs: dict[str, Any] | None = None) -> None:
@@ -74,6 +86,9 @@ class ReplyWaiter:
         self._pending: dict[str, PendingCall] = {}
         self._recent = RecentIds(window)
         self._lock = threading.Lock()
+        #: message ids of calls that gave up before their reply came (insertion ordered)
+        self._late: dict[str, None] = {}
+        self._late_overflow = False
         self.address = driver.listen_for_replies(self._on_reply, **(listen_kwargs or {}))
 
     def register(self, msg_id: str) -> PendingCall:
@@ -84,7 +99,22 @@ class ReplyWaiter:
 
     def forget(self, msg_id: str) -> None:
         """Stop waiting for ``msg_id``; a reply arriving later is dropped with a log line."""
-        self._pending.pop(msg_id, None)
+        pending = self._pending.pop(msg_id, None)
+        if pending is not None and not pending.future.done():
+            self._expect_late(msg_id)
+
+    def _expect_late(self, msg_id: str) -> None:
+        with self._lock:
+            self._late[msg_id] = None
+            if len(self._late) > LATE_REPLY_MEMORY:
+                self._late.pop(next(iter(self._late)))
+                self._late_overflow = True
+
+    @property
+    def late_replies_possible(self) -> bool:
+        """Whether a server may still reply to a call nobody waits for any more."""
+        with self._lock:
+            return bool(self._late) or self._late_overflow
 
     def wait(self, pending: PendingCall, deadline: float | None,
              call_monitor_timeout: float | None, what: Callable[[], str] = str) -> Any:
@@ -128,6 +158,9 @@ class ReplyWaiter:
             return
         msg_id = reply.get("_msg_id")
         pending = self._pending.get(msg_id) if isinstance(msg_id, str) else None
+        if pending is None and isinstance(msg_id, str) and reply.get("ending", True):
+            with self._lock:
+                self._late.pop(msg_id, None)
         if pending is None:
             LOG.info("dropping reply to message %s: no caller is waiting for it (timed out or "
                      "gone)", msg_id)
@@ -160,10 +193,20 @@ class ReplyWaiter:
         except concurrent.futures.InvalidStateError:
             LOG.info("dropping extra reply to message %s", pending.msg_id)
 
-    def close(self) -> None:
-        """Fail the calls still waiting: the transport is going away."""
+    def close(self) -> bool:
+        """Fail the calls still waiting: the transport is going away. When a late reply may
+        still come, ask the driver to keep the reply queue (its ``keep_reply_queue()``, if it
+        has one) so that the replying server is not stalled; returns whether one may."""
         with self._lock:
             pending, self._pending = self._pending, {}
         for call in pending.values():
             self._set(call, exc=MessagingTimeout(
                 f"transport closed while waiting for a reply to message ID {call.msg_id}"))
+            self._expect_late(call.msg_id)
+        late = self.late_replies_possible
+        keep = getattr(self._driver, "keep_reply_queue", None)
+        if late and keep is not None:
+            LOG.info("reply queue %s is left to the broker (x-expires): calls timed out whose "
+                     "replies may still come", self.address)
+            keep()
+        return late
