@@ -1,8 +1,9 @@
 """msgbus-kombu's fast path (msgbus_kombu.frames and the frame hooks) against py-amqp itself.
 
 Broker-free: the frames the fast path writes are compared byte for byte with what py-amqp's own
-frame writer makes of the same publish or settle, and what its reader and hooks make of a byte
-stream with what py-amqp's transport reader and method decoder make of it.
+frame writer makes of the same publish or settle, and what its reader and hooks
+(:class:`~msgbus_kombu.frames.DeliveryReader`, :func:`~msgbus_kombu.frames.confirm_hook`) make of
+a byte stream with what py-amqp's transport reader and method decoder make of it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from amqp.serialization import dumps, loads
 from amqp.transport import Transport
 
 from msgbus_kombu import frames
-from msgbus_kombu.consumer import ConsumerThread
 from msgbus_kombu.link import Link
-from msgbus_kombu.slot import PublishSlot
 
 CHANNEL = 7
 
@@ -84,7 +83,7 @@ def _stream() -> bytes:
 
 
 def _read_all(read_frame: Any) -> list[tuple[int, int, bytes]]:
-    out = []
+    out: list[tuple[int, int, bytes]] = []
     while True:
         try:
             frame_type, channel, payload = read_frame()
@@ -146,33 +145,14 @@ def test_frame_reader_refuses_a_bad_frame_end() -> None:
     peer.close()
 
 
-class _ConsumerHookState:
-    """What :meth:`ConsumerThread._hook` reads and writes, recording the deliveries."""
+class _Deliveries:
+    """A :class:`frames.DeliveryReader` on :data:`CHANNEL`, recording what it delivers."""
 
-    _hook = ConsumerThread._hook
-
-    def __init__(self) -> None:
-        self._channel_id = CHANNEL
-        self._d_tag: int | None = None
-        self._d_size = 0
-        self._d_parts: list[bytes] = []
+    def __init__(self, channel: int = CHANNEL) -> None:
         self.delivered: list[tuple[int, bytes]] = []
-
-    def _deliver(self, body: bytes) -> None:
-        assert self._d_tag is not None
-        self.delivered.append((self._d_tag, body))
-        self._d_tag, self._d_parts = None, []
-
-
-class _SlotHookState:
-    _hook = PublishSlot._hook
-
-    def __init__(self) -> None:
-        self._channel_id = CHANNEL
-        self.settled: list[tuple[int, bool, bool]] = []
-
-    def _settle(self, tag: int, multiple: bool, nack: bool) -> None:
-        self.settled.append((tag, multiple, nack))
+        self.reader = frames.DeliveryReader(channel, lambda tag, body:
+                                            self.delivered.append((tag, body)))
+        self._hook = self.reader.hook
 
 
 def _frames_of(data: bytes) -> list[tuple[int, int, bytes]]:
@@ -186,7 +166,7 @@ def _frames_of(data: bytes) -> list[tuple[int, int, bytes]]:
 
 
 def test_delivery_hook_parses_what_py_amqp_parses() -> None:
-    consumer = _ConsumerHookState()
+    consumer = _Deliveries()
     left = [f for f in _frames_of(_stream()) if not consumer._hook(*f)]
     # the hook took the deliveries; py-amqp gets the confirm, the heartbeat and the close
     assert [f[0] for f in left] == [1, 8, 1]
@@ -200,22 +180,23 @@ def test_delivery_hook_parses_what_py_amqp_parses() -> None:
 
 
 def test_delivery_hook_leaves_other_channels_to_py_amqp() -> None:
-    consumer = _ConsumerHookState()
-    consumer._channel_id = CHANNEL + 1
+    consumer = _Deliveries(CHANNEL + 1)
     assert not any(consumer._hook(*f) for f in _frames_of(_stream()))
 
 
 @pytest.mark.parametrize("tag", [1, 2**40 + 1])
 @pytest.mark.parametrize("multiple", [False, True])
 def test_confirm_hook_parses_what_py_amqp_parses(tag: int, multiple: bool) -> None:
-    slot = _SlotHookState()
+    settled: list[tuple[int, bool]] = []
+    hook = frames.confirm_hook(CHANNEL, lambda tag, multiple: settled.append((tag, multiple)))
     ack = _amqp_writes(131072, spec.Basic.Ack, "Lb", (tag, multiple))
     nack = _amqp_writes(131072, spec.Basic.Nack, "Lbb", (tag, multiple, True))
     (ack_frame,), (nack_frame,) = _frames_of(ack), _frames_of(nack)
-    assert slot._hook(*ack_frame)
-    assert not slot._hook(*nack_frame)  # a nack is rare: py-amqp's events handle it
+    assert hook(*ack_frame)
+    assert not hook(*nack_frame)  # a nack is rare: py-amqp's events handle it
+    assert not frames.confirm_hook(CHANNEL + 1, lambda *a: None)(*ack_frame)
     args, _ = loads("Lb", ack_frame[2], 4)
-    assert slot.settled == [(args[0], args[1], False)] == [(tag, multiple, False)]
+    assert settled == [(args[0], args[1])] == [(tag, multiple)]
 
 
 def test_versions_guard_names_what_is_installed() -> None:

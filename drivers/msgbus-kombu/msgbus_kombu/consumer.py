@@ -1,45 +1,39 @@
-"""Consuming: one connection and one thread per listener, restored after every reconnect.
+"""Connection life of a consumer: one connection and one thread per listener, restored after
+every reconnect.
 
 A :class:`ConsumerThread` declares its queues (with their exchanges and bindings), consumes them
-and hands each delivery to the listener callback on its own thread. It sends and checks AMQP
-heartbeats itself, reconnects with backoff (failing over across the URL's hosts) and then
-declares and consumes again, so a server keeps serving through a broker restart.
+and hands each delivery to the listener callback on its own thread. It reconnects with backoff
+(failing over across the URL's hosts) and then declares and consumes again, so a server keeps
+serving through a broker restart; stopping cancels the consumers, deletes private queues and
+lets late acknowledgements through before closing.
 
 ``start`` waits for the first setup within the listen's deadline; after that the thread
 reconnects forever, every ~0.1 s at first (:func:`msgbus.driver.amqp.reconnect_delays`).
-Acknowledgements (batched, from any thread) are :mod:`msgbus_kombu.acks`.
-
-(A little over 400 lines on purpose: this is one thread's whole life, from setup through the
-read loop and its delivery fast path to reconnecting and stopping, which share the loop's
-state; splitting it further would spread the hot loop over modules.)
+The read loop and the hand-off of deliveries are :mod:`msgbus_kombu.consuming`; batched
+acknowledgements (from any thread) are :mod:`msgbus_kombu.acks`.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import amqp.exceptions
 
 from msgbus.driver.amqp import QueueSpec, reconnect_delays
 from msgbus.driver.base import IncomingMessage, Listener
 from msgbus.exceptions import ConfigurationError, MessageDeliveryFailure, MessagingException
-from msgbus_kombu.acks import Acknowledgements, Delivery
 from msgbus_kombu.connection import LINK_ERRORS, ConnectFailed, Connector
-from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link, Poller
+from msgbus_kombu.consuming import Consuming
+from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link
 from msgbus_kombu.options import Settings
 
 LOG = logging.getLogger(__name__)
 
-_DELIVER_PREFIX = b"\x00\x3c\x00\x3c"  # Basic.Deliver (class 60, method 60)
 #: A connection that lived this long (seconds) was healthy: reconnecting starts a new backoff.
 _HEALTHY_SECONDS = 5.0
-#: How long acks of a burst wait for more deliveries to join them (milliseconds).
-_ACK_DELAY_MS = 0.5
 #: While the broker stays unreachable, one failed attempt in this many is logged as an error
 #: (about one every 10 s during the fast reconnection phase; the others at debug level).
 _LOG_EVERY = 100
@@ -48,7 +42,7 @@ _LOG_EVERY = 100
 FATAL_CONNECT_ERRORS = (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed)
 
 
-class ConsumerThread(Acknowledgements):
+class ConsumerThread(Consuming):
     """A connection consuming ``queues`` for one listener, on its own thread.
 
     ``private`` names the queues that belong to this listener alone (fanout, reply): they are
@@ -78,13 +72,8 @@ class ConsumerThread(Acknowledgements):
         self._link: Link | None = None
         self._generation = 0
         self._ident: int | None = None
-        # the delivery being read by the fast path: its tag, body size and body parts
         self._channel_id = 0
-        self._d_tag: int | None = None
-        self._d_size = 0
-        self._d_parts: list[bytes] = []
-        self._burst = False
-        self._last_arrival = 0.0
+        self._init_consuming()
         self._init_acks(settings.amqp.prefetch)
         self._thread = threading.Thread(target=self._run, name=f"msgbus-kombu-{purpose}",
                                         daemon=True)
@@ -151,10 +140,6 @@ class ConsumerThread(Acknowledgements):
         if self._thread.is_alive() and threading.get_ident() != self._ident:
             self._thread.join(timeout)
 
-    def _stopping(self) -> bool:
-        return self._stop.is_set() or (self._driver_stop is not None
-                                       and self._driver_stop.is_set())
-
     def _wait(self, seconds: float) -> bool:
         """Sleep ``seconds`` unless stopped first; True when stopping."""
         deadline = time.monotonic() + seconds
@@ -165,63 +150,6 @@ class ConsumerThread(Acknowledgements):
             if left <= 0:
                 return False
             self._stop.wait(min(left, 0.25))
-
-    # deliveries
-    def _hook(self, frame_type: int, channel: int, payload: bytes,
-              _unpack: Any = struct.unpack_from) -> bool:
-        """Fast path: read Basic.Deliver and its content frames; the rest goes to py-amqp."""
-        if channel != self._channel_id:
-            return False
-        if frame_type == 1:
-            if payload[:4] != _DELIVER_PREFIX:
-                return False
-            self._d_tag = _unpack(">Q", payload, 5 + payload[4])[0]  # after the consumer tag
-            self._d_size = -1
-            return True
-        if self._d_tag is None:
-            return False
-        if frame_type == 2:
-            self._d_size = _unpack(">Q", payload, 4)[0]
-            self._d_parts = []
-            if self._d_size == 0:
-                self._deliver(b"")
-            return True
-        if frame_type == 3:
-            parts = self._d_parts
-            parts.append(payload)
-            if len(parts) == 1 and len(payload) >= self._d_size:
-                self._deliver(payload)
-            elif sum(map(len, parts)) >= self._d_size:
-                self._deliver(b"".join(parts))
-            return True
-        return False
-
-    def _deliver(self, body: bytes) -> None:
-        tag, self._d_tag, self._d_parts = self._d_tag, None, []
-        self._dispatch(tag, body)  # type: ignore[arg-type]
-
-    def _on_deliver(self, message: amqp.Message) -> None:
-        """py-amqp's path (deliveries read inside one of its own waits)."""
-        tag = message.delivery_info["delivery_tag"]
-        body = message.body
-        if type(body) is not bytes:  # py-amqp gives '' (a str) for an empty body
-            body = body.encode() if isinstance(body, str) else bytes(body)
-        self._dispatch(tag, body)
-
-    def _dispatch(self, tag: int, body: bytes) -> None:
-        if self._stopping():
-            if not self._no_ack:
-                self._settle_now(tag, True)
-            return
-        if not self._no_ack:
-            self._unsettled.add(tag)
-        now = time.monotonic()
-        self._burst = now - self._last_arrival < _ACK_DELAY_MS / 1000.0
-        self._last_arrival = now
-        try:
-            self._on_message(Delivery(body, self, tag, self._generation))
-        except Exception:  # a callback must never kill the consumer
-            LOG.exception("%s: listener callback failed", self.purpose)
 
     # the thread
     def _run(self) -> None:
@@ -321,9 +249,7 @@ class ConsumerThread(Acknowledgements):
             self._acks = []
             self._link = link
             self._channel_id = link.channel.channel_id
-            self._d_tag = None
-            if link.fast:
-                link.hook = self._hook
+            self._use_link(link)
             with link.bounded(deadline):
                 for name in self._names:
                     link.channel.basic_consume(name, callback=self._on_deliver,
@@ -333,60 +259,6 @@ class ConsumerThread(Acknowledgements):
             link.abort()
             raise
         return link
-
-    def _serve(self, link: Link) -> None:
-        """Read and dispatch until asked to stop; connection errors propagate."""
-        wake_fd = self._wake_r
-        poller = Poller(link.sock.fileno(), wake_fd)
-        try:
-            self._loop(link, poller, wake_fd)
-        finally:
-            poller.close()
-
-    def _loop(self, link: Link, poller: Poller, wake_fd: int) -> None:
-        interval = self._settings.heartbeat_interval
-        next_beat = time.monotonic() + interval if interval else None
-        commands = self._commands
-        stop = self._stop
-        driver_stop = self._driver_stop
-        read_frame = link.read_frame
-        buffered = link.buffered
-        # (a delivery half read, its content frames still to come, is always finished first:
-        # py-amqp, which reads for us after this loop, could not take them)
-        while self._d_tag is not None or not (
-                stop.is_set() or (driver_stop is not None and driver_stop.is_set())):
-            if commands:
-                self._run_commands()
-            if buffered():
-                read_frame()
-                continue
-            if self._acks:
-                # In a burst (deliveries closer together than the delay), hold the acks a
-                # moment: deliveries arriving meanwhile are then acknowledged together, with
-                # one frame. Waiting costs no latency: the poll returns as soon as a frame
-                # comes. Outside bursts (one call at a time) the ack goes out at once.
-                if self._burst and len(self._acks) < self._ack_batch:
-                    events = poller.poll(_ACK_DELAY_MS)
-                    if events:
-                        for fd, _ in events:
-                            if fd == wake_fd:
-                                self._clear_wake()
-                            else:
-                                read_frame()
-                        continue
-                self._flush_acks()
-            if next_beat is None:
-                events = poller.poll()
-            else:
-                events = poller.poll(max(0.0, (next_beat - time.monotonic()) * 1000.0))
-            for fd, _ in events:
-                if fd == wake_fd:
-                    self._clear_wake()
-                else:
-                    read_frame()
-            if next_beat is not None and time.monotonic() >= next_beat:
-                link.heartbeat_check()
-                next_beat = time.monotonic() + interval  # type: ignore[operator]
 
     def _finish(self, link: Link) -> None:
         """Stop consuming, delete private queues, let late acks through, then close."""

@@ -3,7 +3,9 @@
 py-amqp builds a publish from several objects and reads a frame with three system calls; the
 driver's sends write ready-made frames (:func:`publish_frames`) and its links read through one
 buffered ``recv_into`` per burst (:class:`FrameReader`), and consumers settle deliveries with
-one small frame each (:func:`settle_frame`). Everything else goes through py-amqp. This is the
+one small frame each (:func:`settle_frame`); the links' owners take the frames they expect most
+(deliveries: :class:`DeliveryReader`; confirms: :func:`confirm_hook`) before py-amqp would.
+Everything else goes through py-amqp. This is the
 one module that builds frames itself or reaches into py-amqp's transport
 (:func:`install_reader`, :func:`library_buffered`).
 
@@ -20,6 +22,7 @@ import logging
 import socket
 import ssl
 import struct
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
@@ -71,6 +74,7 @@ VERSIONS_OK: bool = _check_versions()
 
 #: Basic.Ack (class 60, method 80): the broker confirms a published message.
 ACK_PREFIX = b"\x00\x3c\x00\x50"
+_DELIVER_PREFIX = b"\x00\x3c\x00\x3c"  # Basic.Deliver (class 60, method 60)
 _METHOD_PUBLISH = b"\x00\x3c\x00\x28"  # Basic.Publish (60, 40), then ticket 0
 _FRAME_END = b"\xce"
 
@@ -175,3 +179,64 @@ class FrameReader:
         payload = bytes(buf[start:end])
         self._pos = end + 1
         return frame_type, channel, payload
+
+
+class DeliveryReader:
+    """A consumer's fast path: takes Basic.Deliver and its content frames on ``channel`` and
+    hands each delivery's tag and body to ``deliver``; every other frame is left to py-amqp."""
+
+    __slots__ = ("channel", "tag", "_size", "_parts", "_deliver")
+
+    def __init__(self, channel: int, deliver: Callable[[int, bytes], None]) -> None:
+        self.channel = channel
+        #: The delivery being read (its content frames still to come), else None.
+        self.tag: int | None = None
+        self._size = 0
+        self._parts: list[bytes] = []
+        self._deliver = deliver
+
+    def hook(self, frame_type: int, channel: int, payload: bytes,
+             _unpack: Any = struct.unpack_from) -> bool:
+        """A link's hook: True when the frame was taken."""
+        if channel != self.channel:
+            return False
+        if frame_type == 1:
+            if payload[:4] != _DELIVER_PREFIX:
+                return False
+            self.tag = _unpack(">Q", payload, 5 + payload[4])[0]  # after the consumer tag
+            self._size = -1
+            return True
+        if self.tag is None:
+            return False
+        if frame_type == 2:
+            self._size = _unpack(">Q", payload, 4)[0]
+            self._parts = []
+            if self._size == 0:
+                self._done(b"")
+            return True
+        if frame_type == 3:
+            parts = self._parts
+            parts.append(payload)
+            if len(parts) == 1 and len(payload) >= self._size:
+                self._done(payload)
+            elif sum(map(len, parts)) >= self._size:
+                self._done(b"".join(parts))
+            return True
+        return False
+
+    def _done(self, body: bytes) -> None:
+        tag, self.tag, self._parts = self.tag, None, []
+        self._deliver(tag, body)  # type: ignore[arg-type]
+
+
+def confirm_hook(channel: int, on_ack: Callable[[int, bool], None]
+                 ) -> Callable[[int, int, bytes], bool]:
+    """A publisher's fast path: a link hook that hands each Basic.Ack on ``channel`` (delivery
+    tag, multiple) to ``on_ack``; everything else (nacks, returns) is left to py-amqp."""
+    def hook(frame_type: int, frame_channel: int, payload: bytes,
+             _unpack: Any = struct.unpack_from) -> bool:
+        if frame_type == 1 and payload[:4] == ACK_PREFIX and frame_channel == channel:
+            on_ack(_unpack(">Q", payload, 4)[0], len(payload) > 12 and bool(payload[12] & 1))
+            return True
+        return False
+    return hook

@@ -20,7 +20,6 @@ and published again when the connection ends as it does when the broker stops.
 from __future__ import annotations
 
 import logging
-import struct
 import time
 from typing import Any, Callable
 
@@ -29,7 +28,7 @@ from msgbus.driver.held_casts import Held
 from msgbus_kombu.connection import LINK_ERRORS, Connector
 from msgbus_kombu.copies import RECENT_SECONDS, InFlight, Recent, spent
 from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link, Properties
-from msgbus_kombu.frames import ACK_PREFIX
+from msgbus_kombu.frames import confirm_hook
 
 LOG = logging.getLogger(__name__)
 
@@ -117,15 +116,6 @@ class PublishSlot:
         text = getattr(exc, "message", None) or getattr(exc, "reply_text", None) or str(exc)
         self._returned = Returned(code, text, exchange, routing_key)
 
-    def _hook(self, frame_type: int, channel: int, payload: bytes,
-              _unpack: Any = struct.unpack_from) -> bool:
-        """Fast path for Basic.Ack; everything else goes to py-amqp."""
-        if frame_type == 1 and payload[:4] == ACK_PREFIX and channel == self._channel_id:
-            tag = _unpack(">Q", payload, 4)[0]
-            self._settle(tag, len(payload) > 12 and bool(payload[12] & 1), False)
-            return True
-        return False
-
     def _orphan(self) -> None:
         """The channel is gone: its unconfirmed casts are to be published again."""
         copies = [copy for copy in self._unconfirmed.values() if copy is not None]
@@ -146,7 +136,7 @@ class PublishSlot:
         self._orphan()
         self._channel_id = channel.channel_id
         if link.fast:
-            link.hook = self._hook
+            link.hook = confirm_hook(self._channel_id, self._on_ack)
 
     def connect(self, deadline: float | None = None) -> Link:
         """Open this slot's connection (one try of every host, by ``deadline``); raises
