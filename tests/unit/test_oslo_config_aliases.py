@@ -160,12 +160,18 @@ def test_conffixture_registers_oslo_groups_before_any_transport() -> None:
     assert kombu_options.read_settings(conf).amqp.quorum is False
 
 
-def _settings(**values: Any) -> AmqpSettings:
+def _conf(**values: Any) -> cfg.ConfigOpts:
     conf = options.new_conf()
+    kombu_options.register_opts(conf)
+    pika_options.register_opts(conf)
     for key, value in values.items():
-        kombu_options.register_opts(conf)
         conf.set_override(key, value, group="msgbus_rabbit")
-    return kombu_options.read_settings(conf).amqp
+        conf.set_override(key, value, group="msgbus_pika")
+    return conf
+
+
+def _settings(**values: Any) -> AmqpSettings:
+    return AmqpSettings.from_conf(_conf(**values), "msgbus_rabbit")
 
 
 def _oslo_arguments(quorum: bool, ttl: int, stream: bool = False, ha: bool = False,
@@ -210,6 +216,15 @@ def test_stream_fanout_is_one_shared_stream_per_topic() -> None:
     assert dict(spec.arguments) == _oslo_arguments(True, 60, stream=True)
     assert spec.durable and not spec.private
     assert spec.consumer_arguments["x-stream-offset"] == "last"
+
+
+def test_drivers_refuse_stream_fanout_until_their_listeners_keep_the_stream() -> None:
+    conf = _conf(rabbit_stream_fanout=True, rabbit_transient_quorum_queue=True,
+                 rabbit_qos_prefetch_count=10)
+    with pytest.raises(ConfigurationError, match="rabbit_stream_fanout is not supported"):
+        kombu_options.read_settings(conf)
+    with pytest.raises(ConfigurationError, match="rabbit_stream_fanout is not supported"):
+        pika_options.PikaSettings.from_conf(conf)
 
 
 def test_no_ttl_means_no_x_expires() -> None:
