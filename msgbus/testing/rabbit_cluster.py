@@ -21,6 +21,7 @@ import shutil
 import signal
 import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -137,11 +138,19 @@ class RabbitCluster:
         self.nodes = nodes
 
     # addresses
-    def url_for(self, scheme: str = "rabbit", order: list[ClusterNode] | None = None) -> str:
+    def url_for(self, scheme: str = "rabbit", order: list[ClusterNode] | None = None,
+                vhost: str = "/") -> str:
         """A transport URL naming every node (``order``, or the cluster's order):
         ``rabbit://guest:guest@127.0.0.1:p1,guest:guest@127.0.0.1:p2,.../``."""
         hosts = ",".join(f"guest:guest@{n.netloc}" for n in (order or self.nodes))
-        return f"{scheme}://{hosts}/"
+        path = "" if vhost == "/" else urllib.parse.quote(vhost, safe="")
+        return f"{scheme}://{hosts}/{path}"
+
+    def add_vhost(self, name: str) -> None:
+        """Create virtual host ``name`` (if missing) and let guest use all of it."""
+        with contextlib.suppress(BrokerToolError):
+            self.ctl("add_vhost", name)
+        self.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
 
     @property
     def url(self) -> str:
