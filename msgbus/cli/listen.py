@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
                                              pool=args.pool)
         listener.start()
         try:
-            if not args.json:
-                print(f"listening on {', '.join(topics)} at {transport.url.masked} "
-                      f"(Ctrl-C to stop)", file=sys.stderr, flush=True)
+            # on stderr even with --json: stdout holds only notifications
+            print(f"listening on {', '.join(topics)} at {transport.url.masked} "
+                  f"(Ctrl-C to stop)", file=sys.stderr, flush=True)
             _print_until_done(args, received)
         finally:
             listener.stop()
