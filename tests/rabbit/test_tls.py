@@ -124,6 +124,35 @@ def test_verification_can_be_turned_off(tls: tuple, closer: Closer) -> None:
     assert client.call({}, "echo", value=1) == 1
 
 
+@pytest.mark.parametrize("options", [
+    {"ssl_version": "TLSv1_2"},
+    {"ssl_version": "TLSv1_2", "rabbit_login_method": "PLAIN", "fast_path": "false"},
+])
+def test_pinned_tls_version_and_login_method(tls: tuple, closer: Closer,
+                                             options: dict[str, str]) -> None:
+    """oslo.messaging's ssl_version and rabbit_login_method reach py-amqp (on both paths)."""
+    _, port, ca, _ = tls
+    topic = unique("tls-pinned")
+    url = tls_url(port, ca, **options)
+    closer.server(closer.transport(url=url), topic, [Echo()])
+    client = msgbus.get_rpc_client(closer.transport(url=url), msgbus.Target(topic=topic),
+                                   timeout=30)
+    assert client.call({}, "echo", value="pinned") == "pinned"
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    ("?ssl_version=SSLv2", "unknown TLS version"),
+    ("?rabbit_login_method=EXTERNAL", "ssl_cert_file"),
+    ("?rabbit_login_method=RABBIT-CR-DEMO", "AMQPLAIN, PLAIN or EXTERNAL"),
+])
+def test_tls_and_login_settings_it_cannot_use_are_refused(closer: Closer, query: str,
+                                                          error: str) -> None:
+    with pytest.raises((msgbus.ConfigurationError, msgbus.DriverLoadFailure), match=error):
+        transport = closer.transport(url=f"rabbit://guest:guest@localhost:5672/{query}")
+        msgbus.get_rpc_client(transport, msgbus.Target(topic=unique("tls-refused")),
+                              retry=0).cast({}, "note", value=1)
+
+
 @pytest.mark.parametrize(("netloc", "query", "port"), [
     ("localhost", "?ssl=true", 5672),  # oslo.messaging's default, over TLS too
     ("localhost", "", 5672),

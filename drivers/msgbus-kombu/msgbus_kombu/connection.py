@@ -14,6 +14,7 @@ message ever names a password: endpoints describe themselves as ``host:port``.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import os
@@ -25,11 +26,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import amqp.transport
 import kombu
 import kombu.exceptions
 import kombu.transport.pyamqp
 
-from msgbus.driver.amqp import default_port, reconnect_delays
+from msgbus.driver.amqp import default_port, reconnect_delays, tls_version
 from msgbus.exceptions import ConfigurationError
 from msgbus.transport_url import TransportURL
 from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Endpoint, Link, _collect
@@ -89,7 +91,34 @@ def ssl_options(settings: Settings, endpoint: Endpoint) -> dict[str, Any] | bool
         opts["server_hostname"] = endpoint.host
     else:
         opts["cert_reqs"] = ssl.CERT_NONE
+    pinned = tls_version(amqp_settings.ssl_version)
+    if pinned is not None:
+        if not _pins_tls_versions():
+            raise ConfigurationError(
+                f"ssl_version {amqp_settings.ssl_version!r} needs a py-amqp that can pin the TLS "
+                "version (5.3 or later): upgrade py-amqp, or leave ssl_version empty")
+        opts["tls_minimum_version"] = opts["tls_maximum_version"] = pinned
     return opts
+
+
+def _pins_tls_versions() -> bool:
+    """Whether the installed py-amqp takes ``tls_minimum_version``/``tls_maximum_version`` among
+    its TLS options (releases since 5.3)."""
+    wrap = getattr(amqp.transport.SSLTransport, "_wrap_socket_sni", None)
+    return wrap is not None and "tls_maximum_version" in inspect.signature(wrap).parameters
+
+
+def login_method(settings: Settings) -> str:
+    """py-amqp's ``login_method`` for ``rabbit_login_method``; a ConfigurationError saying what
+    to change when the driver cannot log in that way."""
+    method = settings.amqp.login_method
+    if method == "RABBIT-CR-DEMO":
+        raise ConfigurationError("rabbit_login_method RABBIT-CR-DEMO (a RabbitMQ demo mechanism) "
+                                 "is not supported by py-amqp: use AMQPLAIN, PLAIN or EXTERNAL")
+    if method == "EXTERNAL" and not (settings.amqp.ssl and settings.amqp.ssl_cert_file):
+        raise ConfigurationError("rabbit_login_method EXTERNAL logs in with the TLS client "
+                                 "certificate: set ssl = true and ssl_cert_file")
+    return method
 
 
 class Connector:
@@ -98,6 +127,7 @@ class Connector:
     def __init__(self, url: TransportURL, settings: Settings) -> None:
         self.settings = settings
         self.endpoints = endpoints_from_url(url, settings.amqp.ssl)
+        self._login_method = login_method(settings)
         for endpoint in self.endpoints:  # validate TLS files early, with a clear error
             ssl_options(settings, endpoint)
         self._next = 0
@@ -161,7 +191,8 @@ class Connector:
         kconn = kombu.Connection(
             hostname=endpoint.host, port=endpoint.port, userid=endpoint.user,
             password=endpoint.password, virtual_host=endpoint.vhost,
-            ssl=ssl_options(self.settings, endpoint), heartbeat=amqp_settings.heartbeat or 0,
+            login_method=self._login_method, ssl=ssl_options(self.settings, endpoint),
+            heartbeat=amqp_settings.heartbeat or 0,
             connect_timeout=timeout, transport=_BoundedTransport,
             transport_options={"client_properties": {"connection_name": name,
                                                      "product": "msgbus-kombu"},
@@ -178,6 +209,12 @@ class Connector:
 class _BoundedConnection(kombu.transport.pyamqp.Connection):
     """py-amqp's connection whose handshake ends by ``handshake_deadline`` (monotonic) as a
     whole: py-amqp gives each of the handshake's reads the full ``connect_timeout``."""
+
+    #: py-amqp's capabilities less ``connection.blocked``: the driver does not act on the
+    #: broker's blocked notices, and while it is asked for, py-amqp's ``basic_publish`` reads
+    #: the socket (a failing non-blocking read) before every message it publishes.
+    negotiate_capabilities = {**kombu.transport.pyamqp.Connection.negotiate_capabilities,
+                              "connection.blocked": False}
 
     def __init__(self, *args: Any, handshake_deadline: float | None = None,
                  **kwargs: Any) -> None:
