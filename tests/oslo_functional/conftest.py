@@ -14,6 +14,7 @@ import pytest
 
 from msgbus.testing import rabbitmq
 
+from .broker_hygiene import delete_leftovers
 from .drivers import environment
 from .exclusions import reason_for
 from .ported import ORIGIN, OUTCOME, RELAY
@@ -31,9 +32,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _shared_broker() -> None:
-    """oslo's tests need the shared broker: fail (never skip) when it does not answer."""
+def _shared_broker() -> Iterator[None]:
+    """oslo's tests need the shared broker: fail (never skip) when it does not answer.
+
+    Their unused queues are deleted before and after the run (:mod:`.broker_hygiene`).
+    """
     rabbitmq.wait_for_broker("127.0.0.1", 5672, timeout=15)
+    delete_leftovers()
+    yield
+    delete_leftovers()
 
 
 @pytest.fixture(scope="session")
