@@ -50,7 +50,7 @@ def fault_injector():
 '''
 
 # pytest's exit codes -> ours
-_PYTEST_EXITS = {0: Exit.OK, 1: Exit.ERROR, 2: Exit.INTERRUPTED, 3: Exit.ERROR, 4: Exit.USAGE,
+_PYTEST_EXITS = {0: Exit.OK, 1: Exit.ERROR, 2: Exit.INTERRUPTED, 3: Exit.ERROR, 4: Exit.ERROR,
                  5: Exit.ERROR}
 
 

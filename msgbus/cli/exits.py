@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 
-from msgbus.exceptions import (ConfigurationError, DriverLoadFailure, InvalidTransportURL,
+from msgbus.exceptions import (DriverLoadFailure, InvalidTransportURL,
                                MessageUndeliverable, MessagingTimeout)
 
 
@@ -51,13 +51,13 @@ def code_for(exc: BaseException) -> Exit:
     """The exit code for an error that ended a command."""
     if isinstance(exc, KeyboardInterrupt):
         return Exit.INTERRUPTED
-    if isinstance(exc, (UsageError, DriverLoadFailure, InvalidTransportURL)):
+    if isinstance(exc, UsageError):
         return Exit.USAGE
+    if isinstance(exc, (DriverLoadFailure, InvalidTransportURL)):
+        return Exit.ERROR  # the message says what to install or fix
     text = _chain_text(exc)
     if _UNREACHABLE.search(text) or isinstance(exc, ConnectionError):
         return Exit.UNREACHABLE
     if isinstance(exc, (MessagingTimeout, MessageUndeliverable)):  # no server to take it
         return Exit.TIMEOUT
-    if isinstance(exc, ConfigurationError):
-        return Exit.USAGE
     return Exit.ERROR

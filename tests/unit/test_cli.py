@@ -67,7 +67,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == exits.Exit.USAGE
     assert run(capsys, "call", "fake://", "t", "m", "not-a-pair")[0] == exits.Exit.USAGE
     code, _, err = run(capsys, "call", "nosuch://u:secret@h/", "t", "m")
-    assert code == exits.Exit.USAGE and "no transport driver named 'nosuch'" in err
+    assert code == exits.Exit.ERROR and "no transport driver named 'nosuch'" in err
     assert "secret" not in err
 
 
@@ -222,7 +222,7 @@ def test_check_runs_the_suite_on_fake_without_fault_scenarios(
 
 def test_check_on_a_driver_that_is_not_installed(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "check", "nosuch://")
-    assert code == exits.Exit.USAGE and "no transport driver named 'nosuch'" in err
+    assert code == exits.Exit.ERROR and "no transport driver named 'nosuch'" in err
 
 
 def test_demo_is_unchanged_and_takes_global_options_after_it(
@@ -239,7 +239,7 @@ def test_demo_is_unchanged_and_takes_global_options_after_it(
                              "ConnectionRefusedError"), exits.Exit.UNREACHABLE),
     (msgbus.MessageDeliveryFailure("failed after 3 attempt(s): ..."), exits.Exit.UNREACHABLE),
     (msgbus.MessageUndeliverable(None, "x", "k", b""), exits.Exit.TIMEOUT),
-    (msgbus.DriverLoadFailure("x", "nope"), exits.Exit.USAGE),
+    (msgbus.DriverLoadFailure("x", "nope"), exits.Exit.ERROR),
     (KeyboardInterrupt(), exits.Exit.INTERRUPTED),
     (ValueError("other"), exits.Exit.ERROR),
 ])
