@@ -314,14 +314,34 @@ def _join(node: ClusterNode, seed: ClusterNode, timeout: float) -> None:
 
 
 @contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM raises KeyboardInterrupt (in the main thread, when nobody else
+    handles SIGTERM), so that a terminated test run still removes its cluster."""
+    import threading
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
 def rabbit_cluster(size: int = 3, *, config: str = "",
                    timeout: float = BOOT_TIMEOUT) -> Iterator[RabbitCluster]:
     """Start a ``size``-node cluster of private nodes, yield it, and remove it afterwards.
 
     The VMs boot in parallel; then every node but the first joins the first (in parallel too).
     ``config`` adds lines to every node's rabbitmq.conf. The nodes are killed and their folders
-    removed on exit, on error, on KeyboardInterrupt, and at interpreter exit if the context
-    was never left.
+    removed on exit, on error, on KeyboardInterrupt or SIGTERM, and at interpreter exit if the
+    context was never left.
     """
     tag = f"c{uuid.uuid4().hex[:6]}"
     cookie = secrets.token_hex(16).upper()
@@ -329,11 +349,12 @@ def rabbit_cluster(size: int = 3, *, config: str = "",
     cluster = RabbitCluster(nodes)
     atexit.register(cluster.destroy)
     try:
-        _in_parallel([lambda n=n: n.start(timeout) for n in nodes])  # type: ignore[misc]
-        _in_parallel([lambda n=n: _join(n, nodes[0], timeout)  # type: ignore[misc]
-                      for n in nodes[1:]])
-        cluster.wait_formed(timeout)
-        yield cluster
+        with _sigterm_interrupts():
+            _in_parallel([lambda n=n: n.start(timeout) for n in nodes])  # type: ignore[misc]
+            _in_parallel([lambda n=n: _join(n, nodes[0], timeout)  # type: ignore[misc]
+                          for n in nodes[1:]])
+            cluster.wait_formed(timeout)
+            yield cluster
     finally:
         cluster.destroy()
         atexit.unregister(cluster.destroy)
