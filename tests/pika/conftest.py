@@ -14,6 +14,9 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
+from pika.adapters.select_connection import SelectConnection
+
+from msgbus_pika import select_connection
 
 from msgbus.testing import rabbitmq
 from msgbus.testing.harness import capture_logs
@@ -40,9 +43,19 @@ def broker() -> Iterator[None]:
     delete_entities(leftovers)
 
 
-@pytest.fixture(scope="session")
-def transport_url() -> str:
-    return PIKA_URL
+@pytest.fixture(scope="session", params=["fast", "plain"])
+def transport_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The shared broker's URL, once per connection class of the driver: its tuned
+    FastSelectConnection (the default) and pika's plain SelectConnection, which the driver falls
+    back to on a pika release the hooks were not verified against (simulated here)."""
+    if request.param == "fast":
+        assert select_connection.connection_class() is select_connection.FastSelectConnection
+        yield PIKA_URL
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(select_connection, "VERSION_OK", False)
+        assert select_connection.connection_class() is SelectConnection
+        yield PIKA_URL
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ from msgbus_pika.errors import describe_error
 from msgbus_pika.io_loop import LockingIOLoop
 from msgbus_pika.options import PikaSettings
 from msgbus_pika.parameters import address, connection_parameters
-from msgbus_pika.select_connection import CONNECTION_CLASS
+from msgbus_pika import select_connection
 
 LOG = logging.getLogger(__name__)
 
@@ -295,7 +295,9 @@ class IoConnection:
         try:
             params = connection_parameters(self.settings, host, self._vhost, self._context,
                                            self.name)
-            self._attempt = CONNECTION_CLASS(
+            # (the ``fast_path`` setting, once msgbus_pika.options has it: on by default)
+            fast = bool(getattr(self.settings, "fast_path", True))
+            self._attempt = select_connection.connection_class(fast)(
                 params, on_open_callback=self._on_open, on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed, custom_ioloop=self._ioloop)
         except Exception as exc:

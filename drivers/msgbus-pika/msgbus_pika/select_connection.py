@@ -17,13 +17,18 @@ hooks (``_output_marshaled_frames``, ``_adapter_emit_data``, ``_proto_connection
   less than asked for ends the turn (the loop is level-triggered: anything that arrived since is
   reported again at once).
 
-If a pika release lacks the hooks or the attributes used, the plain SelectConnection behaviour
-is kept: correctness never depends on this module, only speed.
+It is used only with the pika release series it was verified against (:data:`VERIFIED`, checked
+at import: :data:`VERSION_OK`, logged once when it does not match) and when the transport's
+settings ask for it (:func:`connection_class`); otherwise, or if a pika release lacks the hooks
+or the attributes used, the plain SelectConnection is used: correctness never depends on this
+module, only speed. Tests run the driver's suites with both.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+from importlib import metadata
 from typing import Any, Sequence
 
 from pika.adapters.select_connection import SelectConnection
@@ -35,6 +40,29 @@ try:  # pika's plain-TCP transport: writing to its socket directly is safe (TLS 
 except ImportError:  # pragma: no cover - other pika releases
     _PlainTransport = None  # type: ignore[assignment,misc]
 
+
+LOG = logging.getLogger(__name__)
+
+#: pika release series (major, minor) these hooks were verified against.
+VERIFIED = frozenset({(1, 4)})
+
+
+def _version_ok() -> bool:
+    version = metadata.version("pika")
+    parts = version.split(".")
+    try:
+        series = (int(parts[0]), int(parts[1]))
+    except (IndexError, ValueError):
+        series = None
+    if series in VERIFIED:
+        return True
+    LOG.info("msgbus-pika's connection hooks are off: they were not verified against pika %s; "
+             "the driver uses pika's plain SelectConnection", version)
+    return False
+
+
+#: Whether the installed pika is a release the hooks were verified against.
+VERSION_OK: bool = _version_ok()
 
 #: Bytes per ``recv()`` and at most per read event (pika: 4 KiB and 100 KiB).
 RECV_BYTES = 64 * 1024
@@ -106,8 +134,17 @@ def _hooks_present() -> bool:
                             "_proto_connection_made"))
 
 
-#: The class :class:`~msgbus_pika.io_connection.IoConnection` opens connections with.
-CONNECTION_CLASS: type[SelectConnection] = (FastSelectConnection if _hooks_present()
-                                            else SelectConnection)
+#: Whether pika has the adapter hooks :class:`FastSelectConnection` overrides.
+HOOKS_PRESENT: bool = _hooks_present()
 
-__all__ = ["CONNECTION_CLASS", "FastSelectConnection"]
+
+def connection_class(fast: bool = True) -> type[SelectConnection]:
+    """The class :class:`~msgbus_pika.io_connection.IoConnection` opens connections with:
+    :class:`FastSelectConnection` when ``fast`` and the installed pika was verified and has the
+    hooks, else pika's own SelectConnection."""
+    if fast and VERSION_OK and HOOKS_PRESENT:
+        return FastSelectConnection
+    return SelectConnection
+
+
+__all__ = ["FastSelectConnection", "connection_class"]
