@@ -7,7 +7,8 @@ imported here; a driver turns the specs into calls of its own client.
 
 Every option also reads oslo.messaging's spelling (group ``oslo_messaging_rabbit``) as a
 deprecated alias, so an OpenStack service's configuration file works unchanged. (Over 400 lines:
-the options, the settings read from them and the specs built from those belong together.)
+the options, the settings read from them and the specs built from those belong together, and
+the API reference documents them as one module; about half the lines are option help texts.)
 """
 
 from __future__ import annotations
