@@ -2,11 +2,12 @@
 SIGKILLed and brought back, with everything measured (shared by the tests and the chaos tool).
 
 Placement (node A, B, C of the cluster): A declares the topic and notification queues, so it
-leads them (RabbitMQ puts a quorum queue's leader on the declaring connection's node); the RPC
-server and the notification listener then run on C, the clients and the notifier on B (their
-three-host URLs list those nodes first). Killing A loses the queues' leader only; killing B
-loses the clients' connections and their reply queue only. Options are the defaults but
-``rabbit_quorum_queue = true``.
+leads them (RabbitMQ puts a quorum queue's leader on the declaring connection's node); then
+nobody is connected to A. The clients and the notifier run on B (their three-host URL lists B
+first). To kill the leader, the RPC server and the notification listener run on C and A is
+killed: only the queues' leader is lost. To kill the clients' node, the server and the listener
+run on B too and B is killed: every connection fails over (clients, servers, reply queue), the
+leader stays. Options are the defaults but ``rabbit_quorum_queue = true``.
 """
 
 from __future__ import annotations
@@ -174,13 +175,13 @@ def run(cluster: RabbitCluster, scheme: str, victim: str, settle: float = 0.0) -
     ``settle`` adds seconds of load after the rejoin (the chaos tool's longer runs)."""
     a, b, c = cluster.nodes
     topic = unique(f"{scheme}-{victim}")
-    what = "the topic queue's leader" if victim == "leader" else "the clients' node"
+    what = "the topic queue's leader" if victim == "leader" else "the clients' and servers' node"
     out = Outcome(f"{scheme}, kill {what}")
     stack = Stack()
     try:
         _declare_on(stack, cluster.url_for(scheme, [a, b, c]), topic)
-        server_url = cluster.url_for(scheme, [c, a, b])
         client_url = cluster.url_for(scheme, [b, c, a])
+        server_url = cluster.url_for(scheme, [c, a, b]) if victim == "leader" else client_url
         tally = StampedTally()
         stack.started(msgbus.get_rpc_server(stack.transport(server_url),
                                             msgbus.Target(topic=topic, server="s1"), [tally]))
