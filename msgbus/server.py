@@ -94,6 +94,14 @@ class MessageHandlingServer:
             raise MessagingServerError("server is not running: message not handled")
         executor.submit(fn, *args)
 
+    def _submit_async(self, fn: Any, *args: Any) -> None:
+        """Submit coroutine function ``fn(executor, *args)``: it gets the executor it runs on,
+        which ``wait()`` may have taken off the server before the coroutine starts."""
+        executor = self._executor
+        if executor is None:
+            raise MessagingServerError("server is not running: message not handled")
+        executor.submit(fn, executor, *args)
+
     def stop(self) -> None:
         """Stop consuming; messages already received are still handled (see :meth:`wait`)."""
         with self._lock:

@@ -66,10 +66,6 @@ class NotificationServerBase(MessageHandlingServer):
                         "%r executor cannot run them: build it with executor='asyncio'",
                         self._describe(), self.executor_type)
 
-    def _run_in_thread(self) -> Any:
-        """The executor's way to run a plain endpoint method from a coroutine."""
-        return getattr(self._executor, "run_in_thread")
-
     def start(self, override_pool_size: int | None = None) -> None:
         """Begin consuming. The targets are checked here (a topic each), not when the listener
         is built: as with oslo.messaging, ``start()`` raises InvalidTarget."""
@@ -161,11 +157,11 @@ class NotificationServer(NotificationServerBase):
         note = self._accept(incoming)
         if note is None:
             return
-        handler = (self._process_async
-                   if self.runs_coroutines and self.dispatcher.is_async(note.priority)
-                   else self._process)
         try:
-            self._submit(handler, incoming, note)
+            if self.runs_coroutines and self.dispatcher.is_async(note.priority):
+                self._submit_async(self._process_async, incoming, note)
+            else:
+                self._submit(self._process, incoming, note)
         except MessagingServerError:
             self._give_back(incoming, note)
 
@@ -177,15 +173,14 @@ class NotificationServer(NotificationServerBase):
             result = NotificationResult.REQUEUE
         self._settle(incoming, note, result == NotificationResult.REQUEUE)
 
-    async def _process_async(self, incoming: IncomingMessage, note: Notification) -> None:
+    async def _process_async(self, executor: Any, incoming: IncomingMessage,
+                             note: Notification) -> None:
         """:meth:`_process` on the event loop; the ack (a driver call) is made on a thread."""
-        executor = self._executor
         try:
-            result = await self.dispatcher.dispatch_async(note, self._run_in_thread())
+            result = await self.dispatcher.dispatch_async(note, executor.run_in_thread)
         except Exception:
             LOG.exception("dispatching notification %s failed", note.metadata.get("message_id"))
             result = NotificationResult.REQUEUE
-        assert executor is not None
         executor.submit(self._settle, incoming, note, result == NotificationResult.REQUEUE)
 
 
@@ -243,11 +238,11 @@ class BatchNotificationServer(NotificationServerBase):
             self._give_back(incoming, note)
 
     def _flush(self, batch: list[tuple[IncomingMessage, Notification]]) -> None:
-        handler = (self._process_batch_async
-                   if self.runs_coroutines and self.dispatcher.has_async_methods()
-                   else self._process_batch)
         try:
-            self._submit(handler, batch)
+            if self.runs_coroutines and self.dispatcher.has_async_methods():
+                self._submit_async(self._process_batch_async, batch)
+            else:
+                self._submit(self._process_batch, batch)
         except MessagingServerError:
             for incoming, note in batch:
                 self._give_back(incoming, note)
@@ -265,17 +260,15 @@ class BatchNotificationServer(NotificationServerBase):
         for index, (incoming, note) in enumerate(batch):
             self._settle(incoming, note, index in requeue)
 
-    async def _process_batch_async(self, batch: list[tuple[IncomingMessage, Notification]]
-                                   ) -> None:
+    async def _process_batch_async(self, executor: Any,
+                                   batch: list[tuple[IncomingMessage, Notification]]) -> None:
         """:meth:`_process_batch` on the event loop; acks are made on a thread."""
-        executor = self._executor
         try:
             requeue = await self.dispatcher.dispatch_batch_async(
-                list(enumerate(note for _, note in batch)), self._run_in_thread())
+                list(enumerate(note for _, note in batch)), executor.run_in_thread)
         except Exception:
             LOG.exception("dispatching a batch of %d notifications failed", len(batch))
             requeue = set(range(len(batch)))
-        assert executor is not None
         executor.submit(self._settle_batch, batch, requeue)
 
 

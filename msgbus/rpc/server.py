@@ -70,7 +70,7 @@ class RPCServer(MessageHandlingServer):
             LOG.warning("RPC server %s dropped duplicate message %s", self.target, unique_id)
             return
         if self._async_endpoints and self.dispatcher.is_async(message):
-            self._submit(self._process_async, message)
+            self._submit_async(self._process_async, message)
         else:
             self._submit(self._process, message)
 
@@ -115,12 +115,11 @@ class RPCServer(MessageHandlingServer):
         if msg_id is not None and reply_q is not None:
             self._reply(msg_id, reply_q, result, failure, ending=True)
 
-    async def _process_async(self, message: dict) -> None:
+    async def _process_async(self, executor: Any, message: dict) -> None:
         """:meth:`_process` on the event loop (the ``asyncio`` executor): the endpoint is
         awaited here; the reply is sent from the executor's threads, as drivers block."""
         msg_id, reply_q, ctxt, beat_handle = self._begin(message)
-        executor = self._executor
-        run_in_thread = getattr(executor, "run_in_thread")
+        run_in_thread = executor.run_in_thread
         try:
             try:
                 result, failure = await self.dispatcher.dispatch_async(ctxt, message,
@@ -131,7 +130,6 @@ class RPCServer(MessageHandlingServer):
             if beat_handle is not None:
                 self._heartbeats.cancel(beat_handle)
         if msg_id is not None and reply_q is not None:
-            assert executor is not None
             executor.submit(self._reply, msg_id, reply_q, result, failure, True)
 
     @staticmethod

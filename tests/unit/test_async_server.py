@@ -382,3 +382,25 @@ def test_plain_methods_see_the_context_at_start_too(transport: Any) -> None:
             assert await _client(transport).call_async({}, "read") == "at-start"
 
     asyncio.run(main())
+
+
+def test_handlers_queued_past_the_bound_still_reply_after_wait_starts(transport: Any) -> None:
+    transport.conf.register_opts(asyncio_opts)
+    transport.conf.set_override("executor_coroutine_limit", 2)
+    api = Api()
+
+    async def main() -> None:
+        server = _server(transport, api)
+        await server.start_async()
+        client = _client(transport)
+        calls = [asyncio.ensure_future(client.call_async({}, "held", n=i)) for i in range(10)]
+        # all ten taken by the server: two running, eight queued behind the bound
+        await _until(lambda: api.running == 2 and server._executor._inflight == 10)
+        await server.stop_async()
+        waiting = asyncio.ensure_future(server.wait_async())
+        await asyncio.sleep(0)  # wait_async has taken the executor off the server
+        api.release.set()
+        await waiting
+        assert sorted(await asyncio.gather(*calls)) == list(range(10))
+
+    asyncio.run(main())
