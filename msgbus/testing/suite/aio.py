@@ -209,8 +209,9 @@ class TestAsyncCallSemantics:
 
         async def main() -> None:
             async with async_server(bus, topic, [AsyncEcho("a")]):
-                client = bus.client(topic, timeout=WAIT, call_monitor_timeout=0.5)
-                assert await client.call_async({}, "sleep", seconds=1.5) == "slept"
+                # heartbeats every 0.5 s; a loaded machine still gets them within 1 s
+                client = bus.client(topic, timeout=WAIT, call_monitor_timeout=1.0)
+                assert await client.call_async({}, "sleep", seconds=2.5) == "slept"
 
         run(main)
 
