@@ -4,6 +4,9 @@
 No driver needs asyncio support for these: the core runs async endpoints on the test's event
 loop and keeps the driver's threads off it. Each scenario runs one ``asyncio.run``; servers are
 started and stopped with ``async with`` (and tracked by ``bus`` in case a scenario fails).
+
+(Over 400 lines on purpose: it is the asyncio contract a driver author reads, RPC and
+notifications side by side, one scenario group per class.)
 """
 
 from __future__ import annotations
