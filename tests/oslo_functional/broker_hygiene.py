@@ -23,7 +23,9 @@ _NOTIFY_TOPICS = (r"(test_simple|test_simple_batch|test_compression|test_all_cat
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 # RPC topics and servers: uuid4, 'topic_<uuid4>', servers 'server_<n>_<8 hex>', 'server_<uuid4>'
 _OURS = re.compile(rf"{_NOTIFY_TOPICS}\.{_PRIORITIES}|(topic_)?{_UUID}"
-                   rf"(\.(server_\d_[0-9a-f]{{8}}|server_{_UUID}))?(_fanout_[0-9a-f]+)?")
+                   rf"(\.(server_\d_[0-9a-f]{{8}}|server_{_UUID}))?(_fanout_[0-9a-f]+)?"
+                   # test_oslo_service_launcher.py's
+                   r"|msgbus-launcher-[0-9a-f]{12}(\.launched|_fanout_[0-9a-f]+)?")
 
 
 def is_ours(queue: str) -> bool:

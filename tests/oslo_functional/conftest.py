@@ -62,7 +62,10 @@ def _oslo_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     A relay (:data:`.ported.RELAY`) gets its worker's outcome instead; the first relay
     of a module starts the workers of every selected relay of that module.
     """
-    driver = request.module.OSLO_DRIVER
+    driver = getattr(request.module, "OSLO_DRIVER", None)
+    if driver is None:  # not one of oslo's tests
+        yield
+        return
     for name, value in environment(driver).items():
         monkeypatch.setenv(name, value)
     if _is_relay(request.cls):
