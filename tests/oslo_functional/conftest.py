@@ -59,8 +59,8 @@ def _oslo_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
                       _oslo_workers: SubprocessRuns) -> Iterator[None]:
     """The driver's URLs in the variables oslo's tests read, for the duration of one test.
 
-    A relay (:data:`.ported.RELAY`) gets its worker's outcome instead; the first relay
-    of a module starts the workers of every selected relay of that module.
+    The first test of a module starts the workers of every selected relay
+    (:data:`.ported.RELAY`) of that module; a relay gets its worker's outcome.
     """
     driver = getattr(request.module, "OSLO_DRIVER", None)
     if driver is None:  # not one of oslo's tests
@@ -68,11 +68,11 @@ def _oslo_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
         return
     for name, value in environment(driver).items():
         monkeypatch.setenv(name, value)
+    relays = [(item.cls.__name__, item.name) for item in request.session.items
+              if isinstance(item, pytest.Function) and item.module is request.module
+              and _is_relay(item.cls)]
+    _oslo_workers.start(driver, relays)
     if _is_relay(request.cls):
-        relays = [(item.cls.__name__, item.name) for item in request.session.items
-                  if isinstance(item, pytest.Function) and item.module is request.module
-                  and _is_relay(item.cls)]
-        _oslo_workers.start(driver, relays)
         setattr(request.instance, OUTCOME, functools.partial(
             _oslo_workers.outcome, driver, request.cls.__name__, request.node.name))
     yield

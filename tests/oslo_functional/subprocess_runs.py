@@ -4,8 +4,9 @@ oslo's logging-handler scenarios each wait 15 s for stray events after the one t
 run one after the other they would take 150 s per driver. They use distinct topics (oslo runs
 its suite in parallel), so each runs in its own process (:mod:`.worker`: ``cfg.CONF`` is per
 process) while pytest shows one item per test whose outcome is the process's. The processes of
-one driver start together when its first such item runs; pytest runs the drivers' modules one
-after the other, so two drivers never consume the same queues at once.
+one driver start together when the first test of its module runs, and run while the module's
+other tests do (their topics differ); pytest runs the drivers' modules one after the other and
+a module's relays wait for their processes, so two drivers never consume the same queues.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class SubprocessRuns:
 
     def __init__(self) -> None:
         self._running: dict[tuple[str, str, str], tuple[subprocess.Popen[bytes], IO[bytes]]] = {}
+        self._started: set[tuple[str, str, str]] = set()
         self._dir = tempfile.TemporaryDirectory(prefix="msgbus-oslo-functional-")
 
     def start(self, driver: str, tests: list[tuple[str, str]]) -> None:
@@ -39,7 +41,8 @@ class SubprocessRuns:
         worker = str(Path(__file__).with_name("worker.py"))
         for class_name, method in tests:
             key = (driver, class_name, method)
-            if key not in self._running:
+            if key not in self._started:
+                self._started.add(key)
                 # output to a file, not a pipe: a worker must never block on a full pipe
                 log = tempfile.TemporaryFile(dir=self._dir.name)
                 proc = subprocess.Popen(
