@@ -136,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return int(Exit.INTERRUPTED)
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        sys.stderr.close()
+        return int(Exit.ERROR)
     except Exception as exc:  # a clean one-line error for the user, not a traceback
         if args.verbose:
             logging.getLogger("msgbus.cli").exception("command failed")

@@ -4,6 +4,9 @@ options before and after the sub-command, JSON output, exit codes, masked passwo
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 from typing import Any, Iterator
 
@@ -245,3 +248,17 @@ def test_demo_is_unchanged_and_takes_global_options_after_it(
 ])
 def test_exit_codes(exc: BaseException, code: exits.Exit) -> None:
     assert exits.code_for(exc) is code
+
+
+def test_ctrl_c_exits_130() -> None:
+    listen = subprocess.Popen([sys.executable, "-m", "msgbus", "listen", "fake://"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert listen.stderr is not None
+        assert "listening on notifications" in listen.stderr.readline()
+        listen.send_signal(signal.SIGINT)
+        assert listen.wait(timeout=30) == exits.Exit.INTERRUPTED
+    finally:
+        if listen.poll() is None:
+            listen.kill()
+            listen.wait()
