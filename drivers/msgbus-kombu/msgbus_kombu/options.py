@@ -129,10 +129,9 @@ def _coerce(opt: cfg.Opt, key: str, text: str) -> Any:
 
 
 def _check_supported(amqp: AmqpSettings) -> None:
-    """Settings this driver's consumer and connection code does not apply yet: refused when
-    running without them would break other clients, else named in a warning. (Remove each
-    line once the driver reads it: QueueSpec.private and consumer_arguments, login_method and
-    ssl_version of AmqpSettings.)"""
+    """Settings this driver's consumer code does not apply yet: refused when running without
+    them would break other clients, else named in a warning. (Remove each once the consumer
+    reads QueueSpec.private and consumer_arguments.)"""
     if amqp.stream_fanout:
         raise ConfigurationError("rabbit_stream_fanout is not supported by the rabbit:// "
                                  "driver yet (its listeners would delete the shared stream): "
@@ -140,12 +139,6 @@ def _check_supported(amqp: AmqpSettings) -> None:
     if amqp.cancel_on_failover:
         LOG.warning("enable_cancel_on_failover is not applied by the rabbit:// driver yet: "
                     "consumers are not cancelled when a mirrored queue fails over")
-    if amqp.login_method not in ("AMQPLAIN", "PLAIN"):
-        LOG.warning("rabbit_login_method = %s is not applied by the rabbit:// driver yet: it "
-                    "logs in with user and password", amqp.login_method)
-    if amqp.ssl and amqp.ssl_version:
-        LOG.warning("ssl_version = %s is not applied by the rabbit:// driver yet: the newest "
-                    "TLS version both sides support is used", amqp.ssl_version)
 
 
 def read_settings(conf: cfg.ConfigOpts, query: Mapping[str, str] | None = None) -> Settings:
