@@ -262,3 +262,15 @@ def test_ctrl_c_exits_130() -> None:
         if listen.poll() is None:
             listen.kill()
             listen.wait()
+
+
+def test_which_urls_get_a_fault_injector() -> None:
+    import shutil
+
+    from msgbus.cli import check
+    assert "no fault injector is known for fake://" in check.fault_injector_unavailable("fake")
+    tools = all(shutil.which(t) for t in ("rabbitmq-server", "rabbitmqctl"))
+    for scheme in ("rabbit", "kombu", "pika"):
+        why = check.fault_injector_unavailable(scheme)
+        assert (why == "") == tools, why
+        assert tools or "not on PATH" in why
