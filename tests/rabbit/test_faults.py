@@ -122,10 +122,17 @@ class TestCutConnections:
         assert call_eventually(client, "final") == "final"
 
 
+#: The driver's two paths (its fast path and py-amqp's public API alone), for the tests where
+#: they differ most: heartbeats are counted by the fast path itself, by py-amqp on the other.
+PATHS = pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "public"])
+
+
 class TestHeartbeats:
-    def test_idle_connections_stay_up(self, proxy: TcpProxy, closer: Closer) -> None:
+    @PATHS
+    def test_idle_connections_stay_up(self, proxy: TcpProxy, closer: Closer,
+                                      fast_path: bool) -> None:
         topic = unique("fault-idle")
-        conf = tuned_conf(heartbeat_timeout_threshold=2)
+        conf = tuned_conf(heartbeat_timeout_threshold=2, fast_path=fast_path)
         closer.server(closer.transport(url=proxy.url, conf=conf), topic, [Echo()])
         client = msgbus.get_rpc_client(closer.transport(url=proxy.url, conf=conf),
                                        msgbus.Target(topic=topic), timeout=CALL_TIMEOUT)
@@ -135,9 +142,11 @@ class TestHeartbeats:
         assert client.call({}, "echo", value=2) == 2
         assert proxy.connections_made == made, "a connection was lost while idle"
 
-    def test_frozen_connections_are_detected(self, proxy: TcpProxy, closer: Closer) -> None:
+    @PATHS
+    def test_frozen_connections_are_detected(self, proxy: TcpProxy, closer: Closer,
+                                             fast_path: bool) -> None:
         topic = unique("fault-frozen")
-        conf = tuned_conf(heartbeat_timeout_threshold=2)
+        conf = tuned_conf(heartbeat_timeout_threshold=2, fast_path=fast_path)
         echo = Echo()
         closer.server(closer.transport(url=proxy.url, conf=conf), topic, [echo])
         client = msgbus.get_rpc_client(closer.transport(url=proxy.url, conf=conf),
