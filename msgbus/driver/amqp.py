@@ -434,10 +434,12 @@ class Route:
 class QueueNamer:
     """Stable reply and fanout queue names for ``use_queue_manager``: host, process name and a
     counter kept in a file of /dev/shm (locked), so that the processes of one service never pick
-    the same name and a restarted service (a new process group) counts from 1 again."""
+    the same name and a restarted service (a new process group) counts from 1 again. The names
+    say ``msgbus`` before the counter: oslo.messaging keeps its own counter, and an oslo process
+    of the same host and process name must never pick the same queue."""
 
     def __init__(self, hostname: str, processname: str, folder: str = "/dev/shm") -> None:
-        self.prefix = f"{hostname}:{processname}"
+        self.prefix = f"{hostname}:{processname}:msgbus"
         safe = f"{hostname}_{processname}".replace("/", "_")
         self.path = os.path.join(folder if os.path.isdir(folder) else "/tmp",
                                  f"msgbus_{safe}_queues")
@@ -453,7 +455,7 @@ class QueueNamer:
         return f"{group}-{started}"
 
     def next(self) -> str:
-        """The next unused name of this service generation: ``host:process:N``."""
+        """The next unused name of this service generation: ``host:process:msgbus:N``."""
         generation = self._generation()
         with open(self.path, "a+") as counter:
             fcntl.flock(counter, fcntl.LOCK_EX)

@@ -249,12 +249,14 @@ def test_combinations_oslo_refuses_are_refused_with_what_to_change(values: dict,
 def test_queue_manager_names_are_stable_and_never_shared(tmp_path: pathlib.Path) -> None:
     namer = QueueNamer("node1", "nova-api", folder=str(tmp_path))
     names = [namer.next() for _ in range(3)]
-    assert names == ["node1:nova-api:1", "node1:nova-api:2", "node1:nova-api:3"]
+    assert names == ["node1:nova-api:msgbus:1", "node1:nova-api:msgbus:2",
+                     "node1:nova-api:msgbus:3"]
     # another process of the same service (same process group) continues the count
-    assert QueueNamer("node1", "nova-api", folder=str(tmp_path)).next() == "node1:nova-api:4"
+    assert QueueNamer("node1", "nova-api", folder=str(tmp_path)).next() == \
+        "node1:nova-api:msgbus:4"
     settings = _settings(use_queue_manager=True, hostname="h", processname="p")
     reply = Topology(settings, "x").reply_queue()
-    assert reply.name.startswith("reply_h:p:") and not reply.private
+    assert reply.name.startswith("reply_h:p:msgbus:") and not reply.private
 
 
 @pytest.mark.parametrize("name, version", [("", None), ("SSLv23", None),
