@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import uuid
 from typing import Any
 
 import pytest
@@ -254,9 +255,13 @@ def test_queue_manager_names_are_stable_and_never_shared(tmp_path: pathlib.Path)
     # another process of the same service (same process group) continues the count
     assert QueueNamer("node1", "nova-api", folder=str(tmp_path)).next() == \
         "node1:nova-api:msgbus:4"
-    settings = _settings(use_queue_manager=True, hostname="h", processname="p")
-    reply = Topology(settings, "x").reply_queue()
-    assert reply.name.startswith("reply_h:p:msgbus:") and not reply.private
+    processname = f"test-{uuid.uuid4().hex[:8]}"
+    settings = _settings(use_queue_manager=True, hostname="h", processname=processname)
+    try:
+        reply = Topology(settings, "x").reply_queue()
+    finally:
+        pathlib.Path(QueueNamer("h", processname).path).unlink(missing_ok=True)
+    assert reply.name == f"reply_h:{processname}:msgbus:1" and not reply.private
 
 
 @pytest.mark.parametrize("name, version", [("", None), ("SSLv23", None),
