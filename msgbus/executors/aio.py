@@ -31,6 +31,9 @@ LOG = logging.getLogger(__name__)
 
 __all__ = ["AsyncioExecutor", "asyncio_opts"]
 
+#: Most threads making replies and acks for one server's coroutines.
+_DRIVER_CALL_THREADS = 8
+
 asyncio_opts = [
     cfg.IntOpt("executor_coroutine_limit", default=1000, min=1,
                help="Most coroutines (async def endpoint methods) one server runs at once on "
@@ -48,6 +51,12 @@ class AsyncioExecutor(Executor):
         conf.register_opts(asyncio_opts)
         self._limit: int = conf.executor_coroutine_limit
         self._threads = ThreadPoolExecutor(conf)
+        # Replies and acks: driver calls that wait for the broker (a confirm), not CPU; a few
+        # threads keep as many in flight as the drivers' connection pools serve, with less
+        # contention for the GIL than one thread per handler.
+        self._driver_calls = ThreadPoolExecutor(
+            conf, max_workers=min(_DRIVER_CALL_THREADS, conf.executor_thread_pool_size),
+            name="msgbus-driver-call")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: LoopInbox | None = None
         self._context: contextvars.Context | None = None
@@ -105,6 +114,11 @@ class AsyncioExecutor(Executor):
         if not inbox.post(self._admit, fn, args):
             self._done_one()
             raise RuntimeError("the event loop of the asyncio executor is closed")
+
+    def call_driver(self, fn: Callable[..., Any], *args: Any) -> None:
+        """From a handler on the loop: run ``fn(*args)`` (a reply, an ack: a driver call that
+        may wait on the broker) on a thread, without waiting for it."""
+        self._driver_calls.submit(fn, *args)
 
     def run_in_thread(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
         """From a handler on the loop: run plain ``fn(*args)`` on the pool and await it."""
@@ -182,6 +196,7 @@ class AsyncioExecutor(Executor):
                                    "block it: await server.wait_async() instead of wait()")
             self._drained.wait()
         self._threads.shutdown(wait)
+        self._driver_calls.shutdown(wait)
 
     async def shutdown_async(self) -> None:
         """:meth:`shutdown` for the loop's own thread: awaits the coroutines, then the threads
@@ -198,6 +213,7 @@ class AsyncioExecutor(Executor):
         elif not self._drained.is_set():
             await loop.run_in_executor(None, self._drained.wait)
         await loop.run_in_executor(None, self._threads.shutdown, True)
+        await loop.run_in_executor(None, self._driver_calls.shutdown, True)
 
     def on_loop_thread(self) -> bool:
         """True when called on the thread running this executor's loop."""

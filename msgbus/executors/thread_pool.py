@@ -27,9 +27,11 @@ class ThreadPoolExecutor(Executor):
     new worker while under the limit, else waits in the queue for the next free worker.
     """
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, max_workers: int | None = None,
+                 name: str = "msgbus-worker") -> None:
         super().__init__(conf)
-        self._max_workers = conf.executor_thread_pool_size
+        self._max_workers = max_workers or conf.executor_thread_pool_size
+        self._name = name
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -46,7 +48,7 @@ class ThreadPoolExecutor(Executor):
                 return
             if len(self._threads) < self._max_workers:
                 thread = threading.Thread(target=self._worker, daemon=True,
-                                          name=f"msgbus-worker-{len(self._threads)}")
+                                          name=f"{self._name}-{len(self._threads)}")
                 self._threads.append(thread)
                 thread.start()
 

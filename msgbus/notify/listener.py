@@ -181,7 +181,7 @@ class NotificationServer(NotificationServerBase):
         except Exception:
             LOG.exception("dispatching notification %s failed", note.metadata.get("message_id"))
             result = NotificationResult.REQUEUE
-        executor.submit(self._settle, incoming, note, result == NotificationResult.REQUEUE)
+        executor.call_driver(self._settle, incoming, note, result == NotificationResult.REQUEUE)
 
 
 class BatchNotificationServer(NotificationServerBase):
@@ -269,7 +269,7 @@ class BatchNotificationServer(NotificationServerBase):
         except Exception:
             LOG.exception("dispatching a batch of %d notifications failed", len(batch))
             requeue = set(range(len(batch)))
-        executor.submit(self._settle_batch, batch, requeue)
+        executor.call_driver(self._settle_batch, batch, requeue)
 
 
 def get_notification_listener(transport: Transport, targets: Sequence[Target],

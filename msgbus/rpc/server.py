@@ -130,7 +130,7 @@ class RPCServer(MessageHandlingServer):
             if beat_handle is not None:
                 self._heartbeats.cancel(beat_handle)
         if msg_id is not None and reply_q is not None:
-            executor.submit(self._reply, msg_id, reply_q, result, failure, True)
+            executor.call_driver(self._reply, msg_id, reply_q, result, failure, True)
 
     @staticmethod
     def _reply_body(msg_id: str, result: Any, failure: str | None, ending: bool) -> bytes:
