@@ -21,7 +21,7 @@ from typing import Any, Callable
 import msgbus
 from msgbus.exceptions import MessagingTimeout
 from msgbus.notify import Notifier, get_notification_listener, get_notification_transport
-from msgbus.testing.fault_load import DEADLINE_SLACK, Load, Tally, brief
+from msgbus.testing.fault_load import CALL_TIMEOUT, DEADLINE_SLACK, Load, Tally, brief, probe
 from msgbus.testing.rabbit_cluster import ClusterNode, RabbitCluster
 
 from .cluster_helpers import quorum_conf, unique
@@ -227,12 +227,14 @@ def _run_fault(cluster: RabbitCluster, target: ClusterNode, load: Load, tally: S
         out.problems.append(f"the clients were not connected to {target.name}: {connections}")
     cast_before = max(load.returned_casts(), default=-1)
     killed = cluster.kill(target)
+    prober = Prober(load.client)
     out.numbers["killed"] = killed
     # what was sent after the kill: a cast or notification numbered past the last one that had
     # returned (the one in flight at the kill may have been sent before it)
     cast_after = cast_before + 2
     note_after = (notifying.sent[-1] if notifying.sent else -1) + 2
-    out.facts.append(f"killed {target.name} (connections before: {connections})")
+    out.facts.append(f"killed {target.name} at {time.time():.3f} (wall clock; connections "
+                     f"before: {connections})")
 
     def casts_after(instant: float) -> int:
         return sum(1 for t in list(tally.cast_times.values()) if t > instant)
@@ -242,7 +244,8 @@ def _run_fault(cluster: RabbitCluster, target: ClusterNode, load: Load, tally: S
                        WAIT):
         out.problems.append(f"the load made little progress in {WAIT:g}s after the kill: "
                             f"{casts_after(killed)} casts handled")
-    _failover(load, tally, sink, killed, cast_after, note_after, out)
+    prober.stop()
+    _failover(prober, tally, sink, killed, cast_after, note_after, out)
     t0 = time.monotonic()
     cluster.revive(target)
     out.facts.append(f"{target.name} rejoined {time.monotonic() - t0:.1f}s after its restart")
@@ -253,14 +256,44 @@ def _run_fault(cluster: RabbitCluster, target: ClusterNode, load: Load, tally: S
         time.sleep(settle)  # the chaos tool's longer run: load keeps going for this long
 
 
-def _failover(load: Load, tally: StampedTally, sink: NoteSink, killed: float, cast_after: int,
-              note_after: int, out: Outcome) -> None:
+class Prober:
+    """From the kill on, one thread calling ``echo`` again and again (fault_load.probe, 10 s
+    timeout) until a call succeeds: the load's callers may all be waiting on calls that were in
+    flight at the kill, so they cannot tell when a new call gets through."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.outcomes: list[tuple[float, BaseException | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="cluster-prober")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ended, error = probe(self.client)
+            self.outcomes.append((ended, error))
+            if error is None:
+                return
+
+    def stop(self) -> None:
+        """Wait for the probing to end (bounded by one call's timeout)."""
+        self._stop.set()
+        self._thread.join(CALL_TIMEOUT + DEADLINE_SLACK + 1.0)
+
+    def first_success(self) -> float | None:
+        return next((ended for ended, error in self.outcomes if error is None), None)
+
+
+def _failover(prober: Prober, tally: StampedTally, sink: NoteSink, killed: float,
+              cast_after: int, note_after: int, out: Outcome) -> None:
     """How long after the kill the first call issued after it succeeded, and the first cast and
     notification sent after it were handled."""
-    calls = [c for c in list(load.calls)
-             if c.start >= killed and c.end is not None and c.error is None]
+    failed = [error for _, error in prober.outcomes if error is not None]
+    if failed:
+        out.problems.append(f"{len(failed)} call(s) issued after the kill failed before one "
+                            f"succeeded; the first: {brief(failed[0])}")
     measures = {
-        "call": min((c.end for c in calls if c.end is not None), default=None),
+        "call": prober.first_success(),
         "cast": min((t for v, t in list(tally.cast_times.items())
                      if isinstance(v, int) and v >= cast_after), default=None),
         "notification": min((t for n, t in sink.snapshot()[1].items() if n >= note_after),
