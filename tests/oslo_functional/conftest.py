@@ -1,4 +1,4 @@
-"""Runs oslo.messaging's functional tests per driver: environment, exclusions, broker hygiene.
+"""Runs oslo.messaging's functional tests per driver: environment, exclusions, the run's vhost.
 
 Each ``test_on_<driver>.py`` module names its driver (``OSLO_DRIVER``); every test of it runs
 with the variables oslo's tox sets for a functional run (:func:`.drivers.environment`). Tests in
@@ -14,11 +14,11 @@ import pytest
 
 from msgbus.testing import rabbitmq
 
-from .broker_hygiene import delete_leftovers
 from .drivers import environment
 from .exclusions import reason_for
 from .ported import ORIGIN, OUTCOME, RELAY
 from .subprocess_runs import SubprocessRuns
+from .vhost import private_vhost
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,16 +31,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xfail(run=False, strict=True, reason=reason))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _shared_broker() -> Iterator[None]:
-    """oslo's tests need the shared broker: fail (never skip) when it does not answer.
-
-    Their unused queues are deleted before and after the run (:mod:`.broker_hygiene`).
-    """
+@pytest.fixture(scope="session")
+def oslo_vhost() -> Iterator[str]:
+    """This run's vhost on the shared broker (:mod:`.vhost`); fails, never skips, when the
+    broker does not answer."""
     rabbitmq.wait_for_broker("127.0.0.1", 5672, timeout=15)
-    delete_leftovers()
-    yield
-    delete_leftovers()
+    with private_vhost() as name:
+        yield name
 
 
 @pytest.fixture(scope="session")
@@ -66,12 +63,13 @@ def _oslo_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     if driver is None:  # not one of oslo's tests
         yield
         return
-    for name, value in environment(driver).items():
+    variables = environment(driver, request.getfixturevalue("oslo_vhost"))
+    for name, value in variables.items():
         monkeypatch.setenv(name, value)
     relays = [(item.cls.__name__, item.name) for item in request.session.items
               if isinstance(item, pytest.Function) and item.module is request.module
               and _is_relay(item.cls)]
-    _oslo_workers.start(driver, relays)
+    _oslo_workers.start(driver, variables, relays)
     if _is_relay(request.cls):
         setattr(request.instance, OUTCOME, functools.partial(
             _oslo_workers.outcome, driver, request.cls.__name__, request.node.name))

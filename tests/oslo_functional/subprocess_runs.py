@@ -19,8 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from .drivers import environment
-
 __all__ = ["SubprocessRuns"]
 
 #: Bound for one test's process (oslo's longest such test needs ~20 s).
@@ -35,9 +33,10 @@ class SubprocessRuns:
         self._started: set[tuple[str, str, str]] = set()
         self._dir = tempfile.TemporaryDirectory(prefix="msgbus-oslo-functional-")
 
-    def start(self, driver: str, tests: list[tuple[str, str]]) -> None:
-        """Start a process for each (class, method) of ``driver`` not started yet."""
-        env = {**os.environ, **environment(driver)}
+    def start(self, driver: str, variables: dict[str, str], tests: list[tuple[str, str]]) -> None:
+        """Start a process for each (class, method) of ``driver`` not started yet, with
+        ``variables`` (the driver's :func:`.drivers.environment`) in its environment."""
+        env = {**os.environ, **variables}
         worker = str(Path(__file__).with_name("worker.py"))
         for class_name, method in tests:
             key = (driver, class_name, method)

@@ -57,8 +57,8 @@ def _accepted_as_service() -> bool:
                           "ServiceBase yet: oslo.service's launcher refuses it with TypeError "
                           "(the registration belongs in msgbus/server.py)")
 @pytest.mark.parametrize("driver", ["rabbit", "pika"])
-def test_launcher_runs_and_stops_a_msgbus_rpc_server(driver: str) -> None:
-    url = environment(driver)["TRANSPORT_URL"]
+def test_launcher_runs_and_stops_a_msgbus_rpc_server(driver: str, oslo_vhost: str) -> None:
+    url = environment(driver, oslo_vhost)["TRANSPORT_URL"]
     topic = f"msgbus-launcher-{uuid.uuid4().hex[:12]}"
     proc = subprocess.Popen([sys.executable, LAUNCHED, url, topic], text=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
