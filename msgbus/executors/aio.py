@@ -32,7 +32,7 @@ LOG = logging.getLogger(__name__)
 __all__ = ["AsyncioExecutor", "asyncio_opts"]
 
 #: Most threads making replies and acks for one server's coroutines.
-_DRIVER_CALL_THREADS = 8
+_DRIVER_CALL_THREADS = 32
 
 asyncio_opts = [
     cfg.IntOpt("executor_coroutine_limit", default=1000, min=1,
@@ -51,9 +51,9 @@ class AsyncioExecutor(Executor):
         conf.register_opts(asyncio_opts)
         self._limit: int = conf.executor_coroutine_limit
         self._threads = ThreadPoolExecutor(conf)
-        # Replies and acks: driver calls that wait for the broker (a confirm), not CPU; a few
-        # threads keep as many in flight as the drivers' connection pools serve, with less
-        # contention for the GIL than one thread per handler.
+        # Replies and acks: driver calls that wait for the broker (a confirm), not CPU; about
+        # as many threads as the AMQP drivers' send pools have connections (30 by default)
+        # keep them all busy, with less contention for the GIL than the handler pool's 64.
         self._driver_calls = ThreadPoolExecutor(
             conf, max_workers=min(_DRIVER_CALL_THREADS, conf.executor_thread_pool_size),
             name="msgbus-driver-call")
