@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import threading
 import time
 from typing import Any, Callable
@@ -246,6 +247,11 @@ def _run_fault(cluster: RabbitCluster, target: ClusterNode, load: Load, tally: S
                             f"{casts_after(killed)} casts handled")
     prober.stop()
     _failover(prober, tally, sink, killed, cast_after, note_after, out)
+    if any(error is not None for _, error in prober.outcomes):
+        out.problems.append("reply queues the cluster lists now (name: consumers): "
+                            f"{_reply_queues(cluster)} - a reply queue its client consumes but "
+                            "the cluster does not list was deleted by RabbitMQ's node-down "
+                            "clean-up after the client declared it again (see doc/cluster.md)")
     t0 = time.monotonic()
     cluster.revive(target)
     out.facts.append(f"{target.name} rejoined {time.monotonic() - t0:.1f}s after its restart")
@@ -254,6 +260,15 @@ def _run_fault(cluster: RabbitCluster, target: ClusterNode, load: Load, tally: S
         out.problems.append(f"the load made little progress in {WAIT:g}s after the rejoin")
     if settle:
         time.sleep(settle)  # the chaos tool's longer run: load keeps going for this long
+
+
+def _reply_queues(cluster: RabbitCluster) -> dict[str, int]:
+    try:
+        text = cluster.ctl("list_queues", "name", "consumers", "--formatter", "json")
+        rows = json.loads(text[text.find("["):])
+    except Exception as exc:  # noqa: BLE001 - a diagnostic only
+        return {"?": 0, f"({brief(exc)})": 0}
+    return {r["name"]: r["consumers"] for r in rows if str(r["name"]).startswith("reply_")}
 
 
 class Prober:
