@@ -10,9 +10,11 @@ executor the loop they run on is the one the async endpoints run on.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextvars
 import logging
+import sys
 import threading
 from types import TracebackType
 from typing import Any
@@ -37,6 +39,7 @@ class MessageHandlingServer:
     """
 
     def __init__(self, transport: Transport, executor: str | type[Executor] = "threading") -> None:
+        _register_as_oslo_service()
         self.transport = transport
         self.conf = transport.conf
         if isinstance(executor, str):
@@ -172,3 +175,14 @@ class MessageHandlingServer:
 
     def reset(self) -> None:
         """Kept for oslo.messaging compatibility: nothing to reset between runs."""
+
+
+def _register_as_oslo_service() -> None:
+    """oslo.service's launcher runs only ``ServiceBase`` instances (oslo.messaging's servers
+    are ones): when oslo.service is loaded, declare msgbus's servers one too (an ABC
+    registration; msgbus never imports oslo.service, with its eventlet, itself)."""
+    for name in ("oslo_service.backend.base", "oslo_service.service"):
+        service_base = getattr(sys.modules.get(name), "ServiceBase", None)
+        if isinstance(service_base, abc.ABCMeta) \
+                and not issubclass(MessageHandlingServer, service_base):
+            service_base.register(MessageHandlingServer)
