@@ -144,6 +144,8 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Entry point for ``oslo-config-generator --namespace msgbus``."""
     opts: list[tuple[str | None, list[cfg.Opt]]] = [
         (None, [*transport_opts, *rpc_opts, *executor_opts])]
+    from msgbus.executors.aio import asyncio_opts
+    opts[0][1].extend(asyncio_opts)
     from msgbus.notify.options import notifier_opts, NOTIFIER_GROUP
     opts.append((NOTIFIER_GROUP, list(notifier_opts)))
     return opts

@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "client and show a call, a cast, a fanout and a remote error")
     demo_parser.add_argument("--url", default="fake://",
                              help="transport URL (default: fake://, no broker needed)")
-    demo_parser.add_argument("--async", dest="use_async", action="store_true", help="asyncio")
+    demo_parser.add_argument("--async", dest="use_async", action="store_true",
+                             help="run the asyncio variant: async servers and endpoints, "
+                                  "awaited calls")
     demo_parser.set_defaults(func=demo.run)
 
     _rpc_options(add("call", call.run_call, "call METHOD on a server of TOPIC and print the "

@@ -13,9 +13,9 @@ from msgbus.notify.listener import (BatchNotificationServer, NotificationServer,
 from msgbus.notify.log_handler import (LoggingErrorNotificationHandler,
                                        LoggingNotificationHandler, PublishErrorsHandler)
 from msgbus.notify.message import PRIORITIES
-from msgbus.notify.notifier import Notifier, get_notification_transport
+from msgbus.notify.notifier import AsyncNotifier, Notifier, get_notification_transport
 
-__all__ = ["Notifier", "get_notification_transport", "get_notification_listener",
+__all__ = ["Notifier", "AsyncNotifier", "get_notification_transport", "get_notification_listener",
            "get_batch_notification_listener", "NotificationResult", "NotificationFilter",
            "NotificationServer", "BatchNotificationServer", "LoggingNotificationHandler",
            "LoggingErrorNotificationHandler", "PublishErrorsHandler", "NotifierDriver",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from oslo_config import cfg
 
 from msgbus import options as core_options
+from msgbus.arguments import check_conf
 from msgbus.notify import message as notification
 from msgbus.notify import options
 from msgbus.notify.driver import NotifierDriver, load_notifier_drivers
@@ -37,6 +38,7 @@ def get_notification_transport(conf: cfg.ConfigOpts | None = None,
     The URL is ``url``, else option ``transport_url`` of group ``msgbus_notifications``, else the
     RPC ``transport_url``: notifications may travel on another bus than RPC.
     """
+    check_conf(conf, "get_notification_transport")
     conf = core_options.register_opts(conf) if conf is not None else core_options.new_conf()
     if url is None:
         url = options.group(conf).transport_url

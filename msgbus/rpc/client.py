@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from msgbus import envelope
+from msgbus.arguments import check_target, positional_arguments_error
 from msgbus.driver.base import Capability
 from msgbus.exceptions import (ClientSendError, InvalidTarget, MessageUndeliverable,
                                MessagingException, MessagingTimeout, RemoteError,
@@ -57,6 +58,7 @@ class _CallContext:
                  transport_options: TransportOptions | None) -> None:
         if not isinstance(transport, Transport):
             raise TypeError(f"expected a msgbus Transport, got {type(transport).__name__}")
+        check_target(target, "RPCClient")
         self.transport = transport
         self.target = target
         self.serializer = serializer or NoOpSerializer()
@@ -183,8 +185,10 @@ class _CallContext:
             time.sleep(wait)
             pause = min(pause * 2, _UNROUTED_MAX_PAUSE)
 
-    def cast(self, ctxt: Any, method: str, **kwargs: Any) -> None:
+    def cast(self, ctxt: Any, method: str, *args: Any, **kwargs: Any) -> None:
         """Send ``method(**kwargs)`` to the target without waiting for a result."""
+        if args:
+            raise positional_arguments_error("cast", method, args)
         self.target.require("topic", why="to send a message")
         self._publish(envelope.encode(self._message(ctxt, method, kwargs)), None)
 
@@ -216,13 +220,15 @@ class _CallContext:
         return _Call(waiter, envelope.encode(msg), waiter.register(msg_id), timeout, deadline,
                      method)
 
-    def call(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
+    def call(self, ctxt: Any, method: str, *args: Any, **kwargs: Any) -> Any:
         """Invoke ``method(**kwargs)`` on one server and return its result.
 
         Raises the remote exception (rebuilt when allowed, else RemoteError), or MessagingTimeout
         when no reply comes within ``timeout`` (or no heartbeat within call_monitor_timeout).
         The timeout bounds the whole call, sending included, whatever the broker does.
         """
+        if args:
+            raise positional_arguments_error("call", method, args)
         call = self._prepare_call(ctxt, method, kwargs)
         try:
             self._publish_call(call)
@@ -244,7 +250,7 @@ class _CallContext:
             raise
         return call
 
-    async def call_async(self, ctxt: Any, method: str, **kwargs: Any) -> Any:
+    async def call_async(self, ctxt: Any, method: str, *args: Any, **kwargs: Any) -> Any:
         """:meth:`call` for asyncio: same options and outcomes, without blocking the loop.
 
         The arguments and context are serialized in the caller's task (its ``contextvars``
@@ -252,6 +258,8 @@ class _CallContext:
         wait is a future, so many calls in flight need no thread each. Cancelling the awaiting
         task frees the call's reply slot: a reply arriving later is dropped.
         """
+        if args:
+            raise positional_arguments_error("call_async", method, args)
         if not self.call_monitor_timeout:
             return await self._aio.call(self, ctxt, method, kwargs)
         # With a call monitor, the reply waiter's clock watches the heartbeats.
@@ -278,8 +286,10 @@ class _CallContext:
                                               lambda: self._describe(method, call.timeout))
         return self.serializer.deserialize_entity(ctxt, result)
 
-    async def cast_async(self, ctxt: Any, method: str, **kwargs: Any) -> None:
+    async def cast_async(self, ctxt: Any, method: str, *args: Any, **kwargs: Any) -> None:
         """:meth:`cast` for asyncio: serialized in the caller's task, sent off the loop."""
+        if args:
+            raise positional_arguments_error("cast_async", method, args)
         self.target.require("topic", why="to send a message")
         body = envelope.encode(self._message(ctxt, method, kwargs))
         await asyncio.get_running_loop().run_in_executor(None, self._publish, body, None)
@@ -312,4 +322,5 @@ class RPCClient(_CallContext):
 def get_rpc_client(transport: Transport, target: Target, *, client_cls: type = RPCClient,
                    **kwargs: Any) -> RPCClient:
     """Build an RPCClient (oslo.messaging's factory function)."""
+    check_target(target, "get_rpc_client")
     return client_cls(transport, target, **kwargs)

@@ -15,6 +15,7 @@ from msgbus.recent_ids import RecentIds
 from msgbus.rpc.dispatcher import (RPCAccessPolicyBase, RPCDispatcher, expected_exceptions,
                                    expose)
 from msgbus.rpc.heartbeat import HeartbeatScheduler
+from msgbus.rpc.ping import with_ping_endpoint
 from msgbus.serializer import Serializer
 from msgbus.server import MessageHandlingServer
 from msgbus.target import Target
@@ -182,5 +183,6 @@ def get_rpc_server(transport: Transport, target: Target, endpoints: Sequence[Any
                    access_policy: type[RPCAccessPolicyBase] | RPCAccessPolicyBase | None = None,
                    server_cls: type[RPCServer] = RPCServer) -> RPCServer:
     """Build an RPC server for ``endpoints`` on ``target`` (call ``start()`` to serve)."""
-    dispatcher = RPCDispatcher(endpoints, serializer, access_policy)
+    dispatcher = RPCDispatcher(with_ping_endpoint(transport.conf, endpoints), serializer,
+                               access_policy)
     return server_cls(transport, target, dispatcher, executor)

@@ -26,7 +26,6 @@ from oslo_config import cfg
 import msgbus
 from msgbus import options
 from msgbus.notify import Notifier, get_notification_transport
-from msgbus.rpc.ping import with_ping_endpoint
 from msgbus.testing import rabbitmq
 from msgbus.testing.fixtures import Recorder
 from msgbus.testing.harness import Closer, InteropEndpoint
@@ -139,9 +138,8 @@ def test_one_nova_file_drives_both_libraries_to_the_same_queues(
     # the msgbus server declares the same topic queue, fanout exchange and its own quorum
     # fanout queue: any difference in flags or arguments is a 406 from the broker
     transport = harness.transport(URLS[scheme], conf)
-    # rpc_ping_enabled = true in the file: the ping endpoint joins the server's endpoints
-    # (get_rpc_server does this itself once wired to msgbus.rpc.ping)
-    endpoints = with_ping_endpoint(conf, [InteropEndpoint("msgbus1", recorder)])
+    # rpc_ping_enabled = true in the file: get_rpc_server adds the ping endpoint itself
+    endpoints = [InteropEndpoint("msgbus1", recorder)]
     harness.server(transport, topic, endpoints, server="msgbus1")
 
     oslo_client = om.get_rpc_client(oslo_transport, om.Target(topic=topic), timeout=WAIT)
