@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-from pika.adapters.select_connection import SelectConnection
 
 from msgbus_pika import select_connection
 
@@ -44,20 +43,17 @@ def broker() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", params=["fast", "plain"])
-def transport_url(request: pytest.FixtureRequest) -> Iterator[str]:
+def transport_url(request: pytest.FixtureRequest) -> str:
     """The shared broker's URL, once per connection class of the driver: its tuned
-    FastSelectConnection (the default) and pika's plain SelectConnection, which the driver falls
-    back to on a pika release the hooks were not verified against (simulated here)."""
+    FastSelectConnection (the default) and pika's plain SelectConnection (``fast_path=false``,
+    also what a pika release the hooks were not verified against gets: see
+    tests/unit/test_pika_select_connection.py and test_fast_path_option.py)."""
     if request.param == "fast":
         # (a pika release the hooks were not verified against gets the plain class here too)
         assert select_connection.connection_class() is select_connection.FastSelectConnection \
             or not select_connection.VERSION_OK
-        yield PIKA_URL
-        return
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(select_connection, "VERSION_OK", False)
-        assert select_connection.connection_class() is SelectConnection
-        yield PIKA_URL
+        return PIKA_URL
+    return f"{PIKA_URL}?fast_path=false"
 
 
 @pytest.fixture

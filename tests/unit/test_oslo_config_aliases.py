@@ -219,13 +219,13 @@ def test_stream_fanout_is_one_shared_stream_per_topic() -> None:
     assert spec.consumer_arguments["x-stream-offset"] == "last"
 
 
-def test_drivers_refuse_stream_fanout_until_their_listeners_keep_the_stream() -> None:
+def test_drivers_accept_stream_fanout_and_cancel_on_failover() -> None:
+    """Both drivers apply them now (QueueSpec.private, consumer_arguments): no refusal
+    (tests/interop/test_stream_fanout.py runs stream fanout on the broker)."""
     conf = _conf(rabbit_stream_fanout=True, rabbit_transient_quorum_queue=True,
-                 rabbit_qos_prefetch_count=10)
-    with pytest.raises(ConfigurationError, match="rabbit_stream_fanout is not supported"):
-        kombu_options.read_settings(conf)
-    with pytest.raises(ConfigurationError, match="rabbit_stream_fanout is not supported"):
-        pika_options.PikaSettings.from_conf(conf)
+                 rabbit_qos_prefetch_count=10, enable_cancel_on_failover=True)
+    assert kombu_options.read_settings(conf).amqp.stream_fanout
+    assert pika_options.PikaSettings.from_conf(conf).amqp.cancel_on_failover
 
 
 def test_no_ttl_means_no_x_expires() -> None:

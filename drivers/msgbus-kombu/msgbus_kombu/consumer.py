@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import amqp.exceptions
 
@@ -58,6 +59,10 @@ class ConsumerThread(Consuming):
         self._settings = settings
         self._queues = list(queues)
         self._names = list(dict.fromkeys(q.name for q in self._queues))
+        #: basic.consume arguments per queue (x-stream-offset, x-cancel-on-ha-failover)
+        self._consume_args: dict[str, dict[str, Any] | None] = {}
+        for q in reversed(self._queues):
+            self._consume_args[q.name] = dict(q.consumer_arguments) or None
         self._private = list(private)
         self._on_message = on_message
         self._no_ack = no_ack
@@ -134,6 +139,11 @@ class ConsumerThread(Consuming):
                 break
             LOG.warning("%s: still waiting after %.0fs for a listener callback to return",
                         self.purpose, waited)
+
+    def keep_queue(self, name: str) -> None:
+        """Leave queue ``name`` to the broker when stopping (its x-expires drops it) instead of
+        deleting it: a reply queue a late reply may still be routed to. Call before stop()."""
+        self._private = [n for n in self._private if n != name]
 
     def join(self, timeout: float) -> None:
         """Wait for the thread to end (after :meth:`stop`)."""
@@ -253,7 +263,8 @@ class ConsumerThread(Consuming):
             with link.bounded(deadline):
                 for name in self._names:
                     link.channel.basic_consume(name, callback=self._on_deliver,
-                                               no_ack=self._no_ack)
+                                               no_ack=self._no_ack,
+                                               arguments=self._consume_args[name])
         except BaseException:
             self._link = None
             link.abort()

@@ -47,6 +47,7 @@ class KombuDriver(Driver):
         self._listeners: list[KombuListener] = []
         self._stopped: list[ConsumerThread] = []
         self._reply_address: str | None = None
+        self._reply_consumer: ConsumerThread | None = None
 
     # sending
     def send(self, target: Target, body: bytes, *, ttl: float | None = None,
@@ -105,9 +106,9 @@ class KombuDriver(Driver):
                deadline: float | None = None) -> Listener:
         topic, server = str(target.topic), str(target.server)
         queues = self.topology.server_queues(target.exchange, topic, server)
-        fanout = queues[-1]
         consumer = ConsumerThread(self.connector, self.settings, queues, on_message,
-                                  purpose=f"server:{topic}.{server}", private=[fanout.name],
+                                  purpose=f"server:{topic}.{server}",
+                                  private=[q.name for q in queues if q.private],
                                   driver_stop=self._closing)
         self.publisher.start_warm_up()  # the server's replies need a send connection
         return self._start(consumer, deadline)
@@ -134,11 +135,21 @@ class KombuDriver(Driver):
         queue = self.topology.reply_queue()
         self.publisher.start_warm_up(self.topology.topic_exchange(None))
         consumer = ConsumerThread(self.connector, self.settings, [queue], on_message,
-                                  purpose=f"replies:{queue.name}", private=[queue.name],
+                                  purpose=f"replies:{queue.name}",
+                                  private=[queue.name] if queue.private else [],
                                   driver_stop=self._closing)
         self._start(consumer, deadline, MessagingTimeout)
         self._reply_address = queue.name
+        self._reply_consumer = consumer
         return queue.name
+
+    def keep_reply_queue(self) -> None:
+        """Leave the reply queue to the broker at close (it goes after its x-expires) rather
+        than deleting it: calls gave up whose replies may still come, and a server replying
+        into a missing queue retries for a minute (the core calls this just before close)."""
+        consumer, address = self._reply_consumer, self._reply_address
+        if consumer is not None and address is not None:
+            consumer.keep_queue(address)
 
     def close(self) -> None:
         """Stop listeners (deleting reply and fanout queues), then close every connection."""

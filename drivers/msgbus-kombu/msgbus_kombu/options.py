@@ -128,19 +128,6 @@ def _coerce(opt: cfg.Opt, key: str, text: str) -> Any:
                                  f"{exc}") from None
 
 
-def _check_supported(amqp: AmqpSettings) -> None:
-    """Settings this driver's consumer code does not apply yet: refused when running without
-    them would break other clients, else named in a warning. (Remove each once the consumer
-    reads QueueSpec.private and consumer_arguments.)"""
-    if amqp.stream_fanout:
-        raise ConfigurationError("rabbit_stream_fanout is not supported by the rabbit:// "
-                                 "driver yet (its listeners would delete the shared stream): "
-                                 "turn it off, or use oslo.messaging for this service")
-    if amqp.cancel_on_failover:
-        LOG.warning("enable_cancel_on_failover is not applied by the rabbit:// driver yet: "
-                    "consumers are not cancelled when a mirrored queue fails over")
-
-
 def read_settings(conf: cfg.ConfigOpts, query: Mapping[str, str] | None = None) -> Settings:
     """The settings of one transport: ``conf``'s :data:`GROUP`, overridden by URL ``query``."""
     register_opts(conf)
@@ -151,7 +138,6 @@ def read_settings(conf: cfg.ConfigOpts, query: Mapping[str, str] | None = None) 
         LOG.warning("ignoring unknown transport URL option(s) %s (known: %s)",
                     ", ".join(unknown), ", ".join(sorted(known)))
     amqp = AmqpSettings.from_conf(conf, GROUP, query)
-    _check_supported(amqp)
     oslo_names = {"failover_strategy": "kombu_failover_strategy"}
     values = {o.dest: aliased_value(conf, GROUP, o, OSLO_RABBIT_GROUP, oslo_names.get(o.dest))
               for o in kombu_opts}

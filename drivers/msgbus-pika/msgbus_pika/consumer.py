@@ -44,6 +44,10 @@ class QueueConsumer:
         self._queues = list(dict.fromkeys(spec.name for spec in specs))
         self._on_message = on_message
         self._private = list(private)
+        #: basic.consume arguments per queue (x-stream-offset, x-cancel-on-ha-failover)
+        self._consume_args: dict[str, dict[str, Any] | None] = {}
+        for spec in reversed(self._specs):
+            self._consume_args[spec.name] = dict(spec.consumer_arguments) or None
         #: basic.qos prefetch count (0: unlimited); None: rabbit_qos_prefetch_count
         self._prefetch = conn.settings.amqp.prefetch if prefetch is None else prefetch
         #: how long acks may wait to be sent together (see acks.py)
@@ -104,6 +108,11 @@ class QueueConsumer:
             LOG.warning("%s: stopping failed: %s", self._conn.name, describe_error(exc))
         return False
 
+    def keep_queue(self, name: str) -> None:
+        """Leave queue ``name`` to the broker when stopping (its x-expires drops it) instead of
+        deleting it: a reply queue a late reply may still be routed to. Call before stop()."""
+        self._private = [n for n in self._private if n != name]
+
     def settle(self, message: PikaMessage, requeue: bool) -> None:
         """Ack or requeue ``message`` in the I/O thread (inline when already there)."""
         self._conn.run_in_loop(functools.partial(self._settle_now, message, requeue))
@@ -158,7 +167,8 @@ class QueueConsumer:
         last = len(self._queues) - 1
         for i, name in enumerate(self._queues):
             done = functools.partial(self._on_consuming, channel) if i == last else _ignore
-            channel.basic_consume(name, self._on_delivery, callback=done)
+            channel.basic_consume(name, self._on_delivery, callback=done,
+                                  arguments=self._consume_args[name])
 
     def _on_consuming(self, channel: Channel, _frame: Any) -> None:
         if channel is not self._channel:

@@ -81,6 +81,8 @@ class PikaDriver(Driver):
         self._publisher: Publisher | None = None
         self._resender: CastResender | None = None
         self._listeners: set[PikaListener] = set()
+        self._reply_listener: PikaListener | None = None
+        self._reply_address: str | None = None
         self._closed = False
         self._properties = pika.BasicProperties(
             content_type=amqp.CONTENT_TYPE, content_encoding=amqp.CONTENT_ENCODING,
@@ -194,7 +196,7 @@ class PikaDriver(Driver):
         specs = self.topology.server_queues(target.exchange, str(target.topic),
                                             str(target.server))
         return self._listen(f"server {target.topic}.{target.server}", specs, on_message,
-                            deadline, private=[specs[-1].name])
+                            deadline, private=[spec.name for spec in specs if spec.private])
 
     def listen_for_notifications(self, targets: Sequence[Target], pool: str | None,
                                  on_message: OnMessage, *,
@@ -214,9 +216,21 @@ class PikaDriver(Driver):
         # together, every _REPLY_ACK_DELAY.
         spec = self.topology.reply_queue()
         self._get_publisher()  # the call that follows needs it: connect both at once
-        self._listen(f"replies {spec.name}", [spec], on_message, deadline, private=[spec.name],
-                     prefetch=0, late=MessagingTimeout, ack_delay=_REPLY_ACK_DELAY)
+        listener = self._listen(f"replies {spec.name}", [spec], on_message, deadline,
+                                private=[spec.name] if spec.private else [], prefetch=0,
+                                late=MessagingTimeout, ack_delay=_REPLY_ACK_DELAY)
+        with self._lock:
+            self._reply_listener, self._reply_address = listener, spec.name
         return spec.name
+
+    def keep_reply_queue(self) -> None:
+        """Leave the reply queue to the broker at close (it goes after its x-expires) rather
+        than deleting it: calls gave up whose replies may still come, and a server replying
+        into a missing queue retries for a minute (the core calls this just before close)."""
+        with self._lock:
+            listener, address = self._reply_listener, self._reply_address
+        if listener is not None and address is not None:
+            listener.keep_queue(address)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

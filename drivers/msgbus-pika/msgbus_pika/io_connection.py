@@ -295,9 +295,7 @@ class IoConnection:
         try:
             params = connection_parameters(self.settings, host, self._vhost, self._context,
                                            self.name)
-            # (the ``fast_path`` setting, once msgbus_pika.options has it: on by default)
-            fast = bool(getattr(self.settings, "fast_path", True))
-            self._attempt = select_connection.connection_class(fast)(
+            self._attempt = select_connection.connection_class(self.settings.fast_path)(
                 params, on_open_callback=self._on_open, on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed, custom_ioloop=self._ioloop)
         except Exception as exc:

@@ -57,6 +57,10 @@ class PikaListener(Listener):
         if not self._consumer.stop(self._conn.settings.shutdown_timeout):
             self._conn.close()
 
+    def keep_queue(self, name: str) -> None:
+        """Do not delete queue ``name`` when stopping (see :meth:`QueueConsumer.keep_queue`)."""
+        self._consumer.keep_queue(name)
+
     def _abandon(self) -> None:
         """Give up a listener that could not start by its deadline, without waiting for the
         broker any longer (it may be frozen): the I/O thread closes the connection in the

@@ -36,6 +36,10 @@ pika_opts = [
     cfg.FloatOpt("shutdown_timeout", default=10.0, min=0.1,
                  help="Seconds stopping a listener or closing a transport waits for the broker to "
                       "confirm the cancellations and queue deletions before closing anyway."),
+    cfg.BoolOpt("fast_path", default=True,
+                help="Use the driver's tuned SelectConnection (msgbus_pika.select_connection) "
+                     "where the installed pika is a release series it was verified against; "
+                     "false (or another pika) uses pika's plain SelectConnection."),
 ]
 
 _ALL_OPTS = {opt.dest: opt for opt in [*amqp_opts, *pika_opts]}
@@ -58,19 +62,6 @@ kombu_only_opts = [
     cfg.IntOpt("heartbeat_rate", default=3, deprecated_opts=oslo_alias("heartbeat_rate"),
                help="Accepted for oslo.messaging files; pika paces heartbeats itself."),
 ]
-
-
-def _check_supported(amqp: AmqpSettings) -> None:
-    """Settings this driver's consumer code does not apply yet: refused when running without
-    them would break other clients, else named in a warning. (Remove each once the consumer
-    reads QueueSpec.private and consumer_arguments.)"""
-    if amqp.stream_fanout:
-        raise ConfigurationError("rabbit_stream_fanout is not supported by the pika:// driver "
-                                 "yet (its listeners would delete the shared stream): turn it "
-                                 "off, or use oslo.messaging for this service")
-    if amqp.cancel_on_failover:
-        LOG.warning("enable_cancel_on_failover is not applied by the pika:// driver yet: "
-                    "consumers are not cancelled when a mirrored queue fails over")
 
 
 def _warn_kombu_only(conf: cfg.ConfigOpts) -> None:
@@ -104,6 +95,7 @@ class PikaSettings:
     amqp: AmqpSettings
     blocked_connection_timeout: float
     shutdown_timeout: float
+    fast_path: bool = True
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts,
@@ -116,7 +108,6 @@ class PikaSettings:
             LOG.warning("pika transport URL: ignoring unknown option(s) %s; known: %s",
                         ", ".join(unknown), ", ".join(sorted(_ALL_OPTS)))
         amqp = AmqpSettings.from_conf(conf, GROUP, query)
-        _check_supported(amqp)
         group = conf[GROUP]
         values = {opt.dest: getattr(group, opt.dest) for opt in pika_opts}
         _warn_kombu_only(conf)
