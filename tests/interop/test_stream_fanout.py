@@ -1,0 +1,133 @@
+"""rabbit_stream_fanout on both AMQP drivers beside oslo.messaging 18 configured the same way:
+one stream queue ``<topic>_fanout`` per topic (x-queue-type: stream), read by every server from
+its end (x-stream-offset); a fanout cast from either side reaches the servers of both, and a
+msgbus listener that stops leaves the shared stream to the others (it is not private).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import oslo_messaging as om
+import pytest
+from oslo_config import cfg
+from oslo_messaging._drivers import impl_rabbit  # its options, to configure oslo's side
+
+import msgbus
+from msgbus import options
+from msgbus.testing import rabbitmq
+
+from .helpers import URLS, oslo_conf, unique_topic
+
+pytestmark = pytest.mark.timeout(120)
+
+#: What stream fanout needs, on both sides (oslo.messaging refuses it without the other two).
+STREAM_OPTIONS = {"rabbit_stream_fanout": True, "rabbit_transient_quorum_queue": True,
+                  "rabbit_qos_prefetch_count": 10}
+
+
+class Notes:
+    """An endpoint recording the values of the casts it gets."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+        self._cond = threading.Condition()
+
+    def note(self, ctxt: Any, value: Any) -> None:
+        with self._cond:
+            self.seen.append(value)
+            self._cond.notify_all()
+
+    def wait_for(self, value: Any, timeout: float = 20.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: value in self.seen, timeout)
+
+
+def _oslo_stream_conf() -> cfg.ConfigOpts:
+    conf = oslo_conf()
+    conf.register_opts(impl_rabbit.rabbit_opts, group="oslo_messaging_rabbit")
+    for key, value in STREAM_OPTIONS.items():
+        conf.set_override(key, value, group="oslo_messaging_rabbit")
+    return conf
+
+
+def _wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        time.sleep(0.2)  # polling the broker's queue list (rabbitmqctl); nothing to wait on
+
+
+def _consumers(queue: str) -> int:
+    return int(rabbitmq.list_queues().get(queue, {}).get("consumers") or 0)
+
+
+@pytest.fixture
+def cleanups() -> Iterator[list[Callable[[], Any]]]:
+    items: list[Callable[[], Any]] = []
+    yield items
+    for fn in reversed(items):
+        fn()
+
+
+@pytest.mark.parametrize("scheme", ["rabbit", "pika"])
+def test_stream_fanout_interoperates_and_the_stream_outlives_a_listener(
+        scheme: str, cleanups: list[Callable[[], Any]]) -> None:
+    topic = unique_topic("stream")
+    stream = f"{topic}_fanout"
+    cleanups.append(lambda: rabbitmq.delete_queue(stream))  # (durable: nobody else deletes it)
+
+    # oslo.messaging's server and client, with stream fanout
+    oslo_transport = om.get_rpc_transport(_oslo_stream_conf(), url=URLS["rabbit"])
+    cleanups.append(oslo_transport.cleanup)
+    oslo_notes = Notes()
+    oslo_server = om.get_rpc_server(oslo_transport, om.Target(topic=topic, server="oslo1"),
+                                    [oslo_notes], executor="threading")
+    oslo_server.start()
+    cleanups.append(lambda: (oslo_server.stop(), oslo_server.wait()))
+    oslo_client = om.get_rpc_client(oslo_transport, om.Target(topic=topic, fanout=True))
+    _wait_until(lambda: _consumers(stream) == 1, f"oslo's server consumes {stream}")
+    # a cast before msgbus's server starts: it makes the stream's last chunk, which a consumer
+    # starting at x-stream-offset "last" (as oslo's do) reads; with no offset it would not
+    oslo_client.cast({}, "note", value="early")
+    assert oslo_notes.wait_for("early")
+
+    # msgbus's, configured through the URL
+    url = f"{URLS[scheme]}?{urlencode({k: str(v).lower() for k, v in STREAM_OPTIONS.items()})}"
+    ours = msgbus.get_rpc_transport(options.new_conf(), url=url)
+    cleanups.append(ours.cleanup)
+    our_notes = Notes()
+    our_server = msgbus.get_rpc_server(ours, msgbus.Target(topic=topic, server="mb1"),
+                                       [our_notes])
+    our_server.start()
+    our_client = msgbus.get_rpc_client(ours, msgbus.Target(topic=topic, fanout=True))
+
+    # one stream, consumed by both servers (oslo's consumes once its poll thread runs)
+    info = rabbitmq.list_queues()[stream]
+    assert info["arguments"].get("x-queue-type") == "stream" and info["durable"]
+    _wait_until(lambda: _consumers(stream) == 2, f"both servers consume {stream}")
+    assert not any(name.startswith(f"{topic}_fanout_") for name in rabbitmq.list_queues()), \
+        "a per-listener fanout queue was made beside the stream"
+
+    # a fanout cast from oslo reaches both servers, and one from msgbus too
+    oslo_client.cast({}, "note", value="from-oslo")
+    assert our_notes.wait_for("from-oslo"), "oslo's fanout cast did not reach msgbus"
+    assert oslo_notes.wait_for("from-oslo")
+    our_client.cast({}, "note", value="from-msgbus")
+    assert oslo_notes.wait_for("from-msgbus"), "msgbus's fanout cast did not reach oslo"
+    assert our_notes.wait_for("from-msgbus")
+
+    # stopping the msgbus server leaves the shared stream to oslo's server, which still reads it
+    our_server.stop()
+    our_server.wait()
+    assert stream in rabbitmq.list_queues(), "the msgbus listener deleted the shared stream"
+    _wait_until(lambda: _consumers(stream) == 1, "the msgbus consumer is cancelled")
+    our_client.cast({}, "note", value="after-stop")
+    assert oslo_notes.wait_for("after-stop")
+    assert our_notes.wait_for("early", timeout=0), "x-stream-offset did not reach the broker"
+    assert our_notes.seen.count("from-oslo") == 1 and our_notes.seen.count("from-msgbus") == 1
+    assert "after-stop" not in our_notes.seen
