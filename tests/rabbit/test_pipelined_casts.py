@@ -114,6 +114,19 @@ class TestConfirmBookkeeping:
         assert [c.routing_key for c in slot.replay] == ["key1", "key2"]
         assert slot.outstanding == 4
 
+    def test_nacked_mandatory_casts_are_held_to_send_again_later(self) -> None:
+        # A quorum queue electing a leader nacks every publish for a few hundred ms: casts
+        # published mandatory go to the held casts (growing pauses, cast_hold_timeout), not to
+        # an immediate replay that a count of attempts would exhaust.
+        held: list[InFlight] = []
+        slot = PublishSlot(connector=None, index=1, window=8,  # type: ignore[arg-type]
+                           on_returned=held.append)
+        slot._unconfirmed[1] = InFlight(None, "topic", b"body", b"", hold=True)
+        slot._unconfirmed[2] = InFlight(None, "fanout", b"body", b"")
+        slot._on_nack(2, True)
+        assert [c.routing_key for c in held] == ["topic"]
+        assert [c.routing_key for c in slot.replay] == ["fanout"]
+
     def test_a_lost_channel_keeps_unconfirmed_casts_in_order(self) -> None:
         slot = self._slot(range(1, 4))
         slot._unconfirmed[4] = None  # a send waiting for its own confirm: it retries itself

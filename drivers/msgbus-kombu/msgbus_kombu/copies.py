@@ -1,8 +1,10 @@
 """Copies a send connection keeps of its messages, to publish them again.
 
 * :class:`InFlight`: a cast published ahead of its confirm (pipelined), kept until the broker
-  confirms it; published again after a cut or a nack (at most :data:`MAX_CAST_ATTEMPTS` times),
-  or held when the broker returns it (see :mod:`msgbus_kombu.keeper`).
+  confirms it; published again after a cut (at most :data:`MAX_CAST_ATTEMPTS` times), or held
+  when the broker returns or nacks it (see :mod:`msgbus_kombu.keeper`): a quorum queue whose
+  leader died nacks every publish until a new leader is elected, which a count of attempts
+  would not outlast.
 * :class:`Recent`: the replies the broker confirmed lately. A broker that stops drops its
   non-durable queues with whatever they hold, replies on their way to a caller among them. It
   closes its connections with reason ``shutdown``, or just resets them. So each send connection

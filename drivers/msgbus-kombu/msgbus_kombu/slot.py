@@ -55,9 +55,11 @@ class PublishSlot:
     """One confirm-mode connection, used by one sending thread at a time.
 
     Every published message is tracked by its delivery tag until the broker confirms it. A
-    pipelined cast keeps a copy (:class:`InFlight`): if its connection or channel fails, or the
-    broker nacks it, the copy goes to :attr:`replay` and the next use of this slot (after
-    reconnecting) sends it again, ahead of its own message.
+    pipelined cast keeps a copy (:class:`InFlight`): if its connection or channel fails, the
+    copy goes to :attr:`replay` and the next use of this slot (after reconnecting) sends it
+    again, ahead of its own message. A copy the broker nacks is held (``on_returned``) and sent
+    again after a growing pause until ``cast_hold_timeout`` when it was published mandatory,
+    else replayed as above.
     """
 
     def __init__(self, connector: Connector, index: int, window: int = 0,
@@ -89,13 +91,22 @@ class PublishSlot:
         if not nack:
             self.recent.confirmed(settled)
             return
+        refused: list[InFlight] = []
         for tag, copy in settled:
             if copy is None:
                 self._nacked.add(tag)
+            elif copy.hold:
+                # A queue that cannot take it now (a quorum queue electing a new leader after
+                # a node died nacks everything for a few hundred ms): held, sent again after a
+                # growing pause until cast_hold_timeout, as a returned cast is.
+                refused.append(copy)
+                self._on_returned(copy)
             else:
-                LOG.warning("the broker refused (nacked) a cast to %s; sending it again",
-                            copy.where())
+                refused.append(copy)
                 self.replay.append(copy)
+        if refused:
+            LOG.warning("the broker refused (nacked) %d cast(s), the first to %s; sending them "
+                        "again", len(refused), refused[0].where())
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         self._settle(delivery_tag, multiple, False)
