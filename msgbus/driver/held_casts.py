@@ -6,9 +6,11 @@ therefore publish casts to topic and server queues as mandatory (see
 :func:`msgbus.driver.amqp.holds_when_unroutable`); the broker returns one it cannot route, and
 the driver hands it to a :class:`HeldCasts`. The driver then sends each held cast again when it
 is due (backing off from 50 ms to 1 s), until a queue takes it or ``cast_hold_timeout`` passes;
-then it is dropped with an error log. ``cast_hold_max_bytes`` bounds the memory: past it, the
-oldest held casts are dropped, with an error log. A cast to a topic that nobody serves thus
-never blocks its sender and never grows memory without bound.
+then it is dropped with an error log. A drop is counted (:attr:`HeldCasts.dropped`) under the
+lock, before the cast leaves the queue: whoever sees the held count fall sees the drop counted.
+``cast_hold_max_bytes`` bounds the memory: past it, the oldest held casts are dropped, with an
+error log. A cast to a topic that nobody serves thus never blocks its sender and never grows
+memory without bound. (A copy on its way to the broker is in neither count until it returns.)
 
 Thread-safe; no broker library is imported here (a driver stores what it needs to re-publish in
 ``payload``).
@@ -93,24 +95,30 @@ class HeldCasts:
             item.attempts += 1
             pause = min(MAX_PAUSE, FIRST_PAUSE * 2 ** min(item.attempts - 1, 10))
             item.due = now + pause
-        if now - item.since >= self.hold_timeout:
-            self._drop(item, f"no queue took it within cast_hold_timeout "
-                             f"({self.hold_timeout:g}s)")
+        if now - item.since >= self.hold_timeout:  # returned from a try begun before the end
+            with self._lock:
+                self.dropped += 1
+            self._log_drop(item, self._timed_out())
             return
         with self._lock:
             self._items.append(item)
             self._bytes += item.size
             over = []
             while self._bytes > self.max_bytes and self._items:
+                self.dropped += 1  # (counted before it leaves the queue)
                 oldest = self._items.popleft()
                 self._bytes -= oldest.size
                 over.append(oldest)
         for oldest in over:
-            self._drop(oldest, f"more than cast_hold_max_bytes ({self.max_bytes}) of casts are "
-                               "waiting for a queue")
+            self._log_drop(oldest, f"more than cast_hold_max_bytes ({self.max_bytes}) of casts "
+                                   "are waiting for a queue")
 
-    def _drop(self, item: Held, why: str) -> None:
-        self.dropped += 1
+    def _timed_out(self) -> str:
+        return f"no queue took it within cast_hold_timeout ({self.hold_timeout:g}s)"
+
+    def _log_drop(self, item: Held, why: str) -> None:
+        """Log a drop already counted in :attr:`dropped` (one line per destination and
+        LOG_EVERY)."""
         count = self._should_log("dropped", item.where)
         if count:
             LOG.error("dropped %d cast(s) to %s (the last after %d unroutable attempt(s) over "
@@ -119,14 +127,19 @@ class HeldCasts:
 
     def take_due(self) -> list[Held]:
         """Remove and return the casts due to be sent again now (the driver sends each and,
-        if the broker returns it again, passes it back to :meth:`hold` as ``previous``)."""
+        if the broker returns it again, passes it back to :meth:`hold` as ``previous``). Those
+        whose ``cast_hold_timeout`` has passed are dropped instead (counted before they leave)."""
         now = self._clock()
         with self._lock:
             due = [item for item in self._items if item.due <= now]
+            expired = [item for item in due if now - item.since >= self.hold_timeout]
             if due:
+                self.dropped += len(expired)
                 self._items = collections.deque(i for i in self._items if i.due > now)
                 self._bytes -= sum(item.size for item in due)
-        return due
+        for item in expired:
+            self._log_drop(item, self._timed_out())
+        return [item for item in due if now - item.since < self.hold_timeout]
 
     def take_all(self) -> list[Held]:
         """Remove and return every held cast (the transport is closing)."""
