@@ -120,6 +120,12 @@ class Driver(abc.ABC):
 
     ``conf`` is the user's ConfigOpts (the driver registers its own options in its own group);
     ``url`` the parsed transport URL; ``default_exchange`` the exchange for targets naming none.
+
+    Optional hook (looked up with ``getattr``; a driver without it still loads):
+    ``keep_reply_queue() -> None`` is called by the core just before :meth:`close` when calls
+    gave up while their replies may still come; the driver then leaves its reply queue to the
+    broker (to expire unused) instead of deleting it, so a late reply is routed into it and the
+    replying server is not stalled retrying into a missing queue.
     """
 
     #: The interface version the driver implements; must equal :data:`API_VERSION`.
