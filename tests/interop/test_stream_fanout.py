@@ -6,6 +6,7 @@ msgbus listener that stops leaves the shared stream to the others (it is not pri
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -131,3 +132,38 @@ def test_stream_fanout_interoperates_and_the_stream_outlives_a_listener(
     assert our_notes.wait_for("early", timeout=0), "x-stream-offset did not reach the broker"
     assert our_notes.seen.count("from-oslo") == 1 and our_notes.seen.count("from-msgbus") == 1
     assert "after-stop" not in our_notes.seen
+
+
+class Echo:
+    def echo(self, ctxt: Any, value: Any) -> Any:
+        return value
+
+
+@pytest.mark.parametrize("scheme", ["rabbit", "pika"])
+def test_cancel_on_failover_consumers_serve_oslo_calls(
+        scheme: str, cleanups: list[Callable[[], Any]]) -> None:
+    """enable_cancel_on_failover passes x-cancel-on-ha-failover to basic.consume (the broker
+    accepts it on every queue it consumes, reply queue included) and servers serve as before."""
+    topic = unique_topic("cancel")
+    ours = msgbus.get_rpc_transport(options.new_conf(),
+                                    url=f"{URLS[scheme]}?enable_cancel_on_failover=true")
+    cleanups.append(ours.cleanup)
+    server = msgbus.get_rpc_server(ours, msgbus.Target(topic=topic, server="mb1"), [Echo()])
+    server.start()
+    cleanups.append(lambda: (server.stop(), server.wait()))
+    oslo_transport = om.get_rpc_transport(oslo_conf(), url=URLS["rabbit"])
+    cleanups.append(oslo_transport.cleanup)
+    assert om.get_rpc_client(oslo_transport, om.Target(topic=topic), timeout=20).call(
+        {}, "echo", value=3) == 3
+    # and the msgbus side's own reply queue is consumed with it too
+    assert msgbus.get_rpc_client(ours, msgbus.Target(topic=topic), timeout=20).call(
+        {}, "echo", value=4) == 4
+    reply_queue = ours.reply_waiter().address
+    arguments = {row["queue_name"]: {a[0]: a[-1] for a in row.get("arguments") or []}
+                 for row in json.loads(rabbitmq.rabbitmqctl(
+                     "list_consumers", "queue_name", "arguments", "--formatter", "json") or "[]")}
+    ours_consumed = [topic, f"{topic}.mb1", reply_queue] + [
+        q for q in arguments if q.startswith(f"{topic}_fanout_")]
+    assert len(ours_consumed) == 4, arguments.keys()
+    for queue in ours_consumed:
+        assert arguments[queue].get("x-cancel-on-ha-failover") is True, (queue, arguments[queue])
