@@ -46,8 +46,9 @@ FATAL_CONNECT_ERRORS = (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowe
 class ConsumerThread(Consuming):
     """A connection consuming ``queues`` for one listener, on its own thread.
 
-    ``private`` names the queues that belong to this listener alone (fanout, reply): they are
-    deleted when it stops. ``no_ack`` consumes without acknowledgements (replies).
+    ``private`` names the queues that belong to this listener alone (those whose QueueSpec is
+    private: a per-listener fanout queue, the reply queue): they are deleted when it stops
+    (:meth:`keep_queue` takes one out). ``no_ack`` consumes without acknowledgements (replies).
     """
 
     def __init__(self, connector: Connector, settings: Settings, queues: Sequence[QueueSpec],

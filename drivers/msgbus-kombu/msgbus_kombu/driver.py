@@ -152,7 +152,8 @@ class KombuDriver(Driver):
             consumer.keep_queue(address)
 
     def close(self) -> None:
-        """Stop listeners (deleting reply and fanout queues), then close every connection."""
+        """Stop listeners (deleting their private queues, but a reply queue kept by
+        :meth:`keep_reply_queue`), then close every connection."""
         with self._lock:
             listeners = list(self._listeners)
         for listener in listeners:

@@ -49,7 +49,7 @@ class PikaListener(Listener):
             raise
 
     def stop(self) -> None:
-        """Stop delivering, cancel consuming, delete the private (fanout, reply) queues."""
+        """Stop delivering, cancel consuming, delete the private queues (QueueSpec.private)."""
         with self._lock:
             if self._stopped:
                 return
