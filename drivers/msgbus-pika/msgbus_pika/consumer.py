@@ -28,6 +28,12 @@ from msgbus_pika.message import PikaMessage
 
 LOG = logging.getLogger(__name__)
 
+#: Seconds after consuming again on a new connection at which the consumer checks that its
+#: queues still exist (see :meth:`QueueConsumer._recheck`).
+RECHECK_AFTER_RECONNECT = (1.0, 3.0, 10.0)
+#: AMQP's NOT_FOUND reply code (a passive declare of a missing queue).
+_NOT_FOUND = 404
+
 
 def _ignore(*_args: Any) -> None:
     """Reply to a method whose answer needs no handling."""
@@ -48,6 +54,11 @@ class QueueConsumer:
         self._consume_args: dict[str, dict[str, Any] | None] = {}
         for spec in reversed(self._specs):
             self._consume_args[spec.name] = dict(spec.consumer_arguments) or None
+        #: stream queues: the offset to consume from after a reconnect (the one after the last
+        #: delivery seen), so a reconnect neither loses nor repeats what the stream holds
+        self._stream_next: dict[str, int] = {}
+        #: consumer tag -> stream queue it consumes (for the offsets of deliveries)
+        self._stream_tags: dict[str, str] = {}
         #: basic.qos prefetch count (0: unlimited); None: rabbit_qos_prefetch_count
         self._prefetch = conn.settings.amqp.prefetch if prefetch is None else prefetch
         #: how long acks may wait to be sent together (see acks.py)
@@ -56,6 +67,8 @@ class QueueConsumer:
         self._acks: AckBatcher | None = None
         self._stopped = False
         self._reopen_on_close = False
+        #: the channel whose queues are being checked after a reconnect (see _recheck)
+        self._rechecking: Channel | None = None
         self._started: concurrent.futures.Future = concurrent.futures.Future()
         self._stop_future: concurrent.futures.Future | None = None
         conn.add_observer(self)
@@ -165,10 +178,17 @@ class QueueConsumer:
             if spec.exchange is not None:
                 bind_queue(channel, spec, _ignore)
         last = len(self._queues) - 1
+        self._stream_tags = {}
         for i, name in enumerate(self._queues):
             done = functools.partial(self._on_consuming, channel) if i == last else _ignore
-            channel.basic_consume(name, self._on_delivery, callback=done,
-                                  arguments=self._consume_args[name])
+            args = self._consume_args[name]
+            stream = args is not None and "x-stream-offset" in args
+            if stream and name in self._stream_next:
+                # read on after the last delivery seen (as oslo.messaging does)
+                args = {**(args or {}), "x-stream-offset": self._stream_next[name]}
+            tag = channel.basic_consume(name, self._on_delivery, callback=done, arguments=args)
+            if stream:
+                self._stream_tags[tag] = name
 
     def _on_consuming(self, channel: Channel, _frame: Any) -> None:
         if channel is not self._channel:
@@ -177,6 +197,22 @@ class QueueConsumer:
             self._started.set_result(None)
         else:
             LOG.info("%s: consuming %s again", self._conn.name, ", ".join(self._queues))
+            for delay in RECHECK_AFTER_RECONNECT:
+                self._conn.call_later(delay, functools.partial(self._recheck, channel))
+
+    def _recheck(self, channel: Channel) -> None:
+        """After a reconnect, ask the broker whether our queues still exist (passive
+        declare). When a cluster node dies, RabbitMQ deletes the records of its non-durable
+        queues in batches, by name: a queue we declared again on another node in the
+        meantime can lose its record while we still consume it, and nothing would tell us
+        (replies to it are then returned as unroutable). A missing queue closes the channel
+        with 404; the channel is then set up again at once, declaring the queue anew."""
+        current = self._channel
+        if current is None or current is not channel or self._stopped or not current.is_open:
+            return
+        self._rechecking = current
+        for name in self._queues:
+            current.queue_declare(name, passive=True, callback=_ignore)
 
     def _on_delivery(self, channel: Channel, method: Any, properties: Any, body: bytes) -> None:
         acks = self._acks
@@ -185,6 +221,11 @@ class QueueConsumer:
         if self._stopped:
             acks.give_back(method.delivery_tag)  # sent before our cancel reached the broker
             return
+        if self._stream_tags:
+            queue = self._stream_tags.get(method.consumer_tag)
+            offset = (properties.headers or {}).get("x-stream-offset")
+            if queue is not None and isinstance(offset, int):
+                self._stream_next[queue] = offset + 1
         message = PikaMessage(body, channel, method.delivery_tag, self)
         acks.delivered(method.delivery_tag)
         try:
@@ -226,6 +267,14 @@ class QueueConsumer:
             stop_future.set_result(None)
         if self._stopped:
             self._conn.close()  # what was in hand goes back to the queue with the channel
+            return
+        if self._rechecking is channel and isinstance(reason, ChannelClosedByBroker) \
+                and reason.reply_code == _NOT_FOUND:
+            self._rechecking = None
+            LOG.warning("%s: a queue of %s vanished after the reconnect (a cluster node's "
+                        "clean-up after it died?); declaring and consuming again",
+                        self._conn.name, ", ".join(self._queues))
+            self._reopen()
             return
         if isinstance(reason, ChannelClosedByBroker):
             if not self._started.done():
