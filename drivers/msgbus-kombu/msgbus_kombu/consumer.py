@@ -141,6 +141,21 @@ class ConsumerThread(Consuming):
             LOG.warning("%s: still waiting after %.0fs for a listener callback to return",
                         self.purpose, waited)
 
+    def _is_stream(self, name: str) -> bool:
+        args = self._consume_args[name]
+        return args is not None and "x-stream-offset" in args
+
+    def _stream_tags_wanted(self) -> bool:
+        return any(self._is_stream(name) for name in self._names)
+
+    def _consume_arguments(self, name: str) -> dict[str, Any] | None:
+        """basic.consume arguments of queue ``name``: a stream is read on from the offset after
+        the last delivery seen (as oslo.messaging does), from its spec's offset at first."""
+        args = self._consume_args[name]
+        if name in self._stream_next and args is not None:
+            return {**args, "x-stream-offset": self._stream_next[name]}
+        return args
+
     def keep_queue(self, name: str) -> None:
         """Leave queue ``name`` to the broker when stopping (its x-expires drops it) instead of
         deleting it: a reply queue a late reply may still be routed to. Call before stop()."""
@@ -261,11 +276,14 @@ class ConsumerThread(Consuming):
             self._link = link
             self._channel_id = link.channel.channel_id
             self._use_link(link)
+            self._stream_tags = {}
             with link.bounded(deadline):
                 for name in self._names:
-                    link.channel.basic_consume(name, callback=self._on_deliver,
-                                               no_ack=self._no_ack,
-                                               arguments=self._consume_args[name])
+                    tag = link.channel.basic_consume(name, callback=self._on_deliver,
+                                                     no_ack=self._no_ack,
+                                                     arguments=self._consume_arguments(name))
+                    if self._is_stream(name):
+                        self._stream_tags[tag] = name
         except BaseException:
             self._link = None
             link.abort()

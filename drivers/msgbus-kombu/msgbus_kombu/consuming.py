@@ -40,6 +40,11 @@ class Consuming(Acknowledgements):
         self._reader: DeliveryReader | None = None
         self._burst = False
         self._last_arrival = 0.0
+        #: stream queues: the offset to consume from after a reconnect (the one after the last
+        #: delivery seen), so a reconnect neither loses nor repeats what the stream holds
+        self._stream_next: dict[str, int] = {}
+        #: consumer tag -> stream queue it consumes (for the offsets of deliveries)
+        self._stream_tags: dict[str, str] = {}
 
     def _stopping(self) -> bool:
         return self._stop.is_set() or (self._driver_stop is not None
@@ -48,13 +53,26 @@ class Consuming(Acknowledgements):
     def _use_link(self, link: Link) -> None:
         """Read deliveries on ``link`` from now on (through the fast path when it has one)."""
         self._reader = None
-        if link.fast:
+        # (stream deliveries carry their offset in a header, which only py-amqp's path reads)
+        if link.fast and not self._stream_tags_wanted():
             self._reader = DeliveryReader(link.channel.channel_id, self._dispatch)
             link.hook = self._reader.hook
+
+    def _stream_tags_wanted(self) -> bool:
+        """Whether a queue consumed is a stream (its consumer arguments name an offset)."""
+        return False
+
+    def _note_stream_offset(self, message: amqp.Message) -> None:
+        queue = self._stream_tags.get(message.delivery_info.get("consumer_tag", ""))
+        offset = (message.headers or {}).get("x-stream-offset")
+        if queue is not None and isinstance(offset, int):
+            self._stream_next[queue] = offset + 1
 
     # deliveries
     def _on_deliver(self, message: amqp.Message) -> None:
         """py-amqp's path (deliveries read inside one of its own waits)."""
+        if self._stream_tags:
+            self._note_stream_offset(message)
         tag = message.delivery_info["delivery_tag"]
         body = message.body
         if type(body) is not bytes:  # py-amqp gives '' (a str) for an empty body
