@@ -140,12 +140,22 @@ def deserialize(data: str, allowed_modules: Iterable[str] = ()) -> Exception:
                     sorted(map(str, kwargs)) if isinstance(kwargs, dict) else [], exc)
         return exceptions.RemoteError(name, message, tb_text or None)
     remote_message = message + ("\n" + tb_text if tb_text else "")
-    remote_cls = type(name + REMOTE_SUFFIX, (cls,),
+    # msgbus's (and oslo.messaging's) own exceptions are rebuilt even when the caller did not
+    # allow their module, but then they are a RemoteError too, as oslo.messaging's caller gets
+    # one: code that catches RemoteError keeps working, and code that wants the precise class
+    # has it.
+    as_remote_error = cls.__module__ == _OWN_MODULE and module not in allowed_modules \
+        and not issubclass(cls, exceptions.RemoteError)
+    bases: tuple[type, ...] = (cls, exceptions.RemoteError) if as_remote_error else (cls,)
+    remote_cls = type(name + REMOTE_SUFFIX, bases,
                       {"__str__": lambda self: remote_message,
                        "__module__": cls.__module__ + REMOTE_SUFFIX})
     try:
         exc.__class__ = remote_cls
     except TypeError:  # builtins cannot change class; keep the type, carry the message
         exc.args = (remote_message,) + tuple(exc.args[1:])
+    if as_remote_error:
+        exc.exc_type, exc.value = name, message  # type: ignore[attr-defined]
+        exc.traceback = tb_text or None  # type: ignore[attr-defined]
     exc.remote_traceback = tb_text or None  # type: ignore[attr-defined]
     return exc

@@ -9,9 +9,12 @@ through their ``deprecated_opts``, with oslo.config's deprecation warning).
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 from oslo_config import cfg
+
+LOG = logging.getLogger(__name__)
 
 transport_opts = [
     cfg.StrOpt("transport_url", secret=True, default=None,
@@ -107,7 +110,43 @@ def register_oslo_groups(conf: cfg.ConfigOpts) -> cfg.ConfigOpts:
     _register_missing(conf, _renamed(notify, {}), OSLO_NOTIFY_GROUP)
     old = [o for o in notify if o.dest in OLD_DEFAULT_NAMES]
     _register_missing(conf, _renamed(old, OLD_DEFAULT_NAMES), None)
+    _register_missing(conf, _oslo_metrics_opts(), OSLO_METRICS_GROUP)
     return conf
+
+
+#: oslo.messaging's group for its oslo.metrics client; msgbus sends no oslo.metrics data.
+OSLO_METRICS_GROUP = "oslo_messaging_metrics"
+
+
+def _oslo_metrics_opts() -> list[cfg.Opt]:
+    """oslo.messaging's ``[oslo_messaging_metrics]`` options, registered so that code and
+    configuration setting them keep working; ``metrics_enabled`` is warned about (see
+    :func:`warn_unsupported_metrics`)."""
+    return [
+        cfg.BoolOpt("metrics_enabled", default=False,
+                    help="oslo.messaging sends RPC metrics to oslo.metrics when true; msgbus "
+                         "does not, and logs a warning when this is set."),
+        cfg.IntOpt("metrics_buffer_size", default=1000,
+                   help="Accepted for oslo.messaging compatibility; unused by msgbus."),
+        cfg.StrOpt("metrics_socket_file", default="/var/tmp/metrics_collector.sock",
+                   help="Accepted for oslo.messaging compatibility; unused by msgbus."),
+        cfg.StrOpt("metrics_process_name", default="",
+                   help="Accepted for oslo.messaging compatibility; unused by msgbus."),
+        cfg.IntOpt("metrics_thread_stop_timeout", default=10,
+                   help="Accepted for oslo.messaging compatibility; unused by msgbus."),
+    ]
+
+
+def warn_unsupported_metrics(conf: cfg.ConfigOpts) -> None:
+    """Log a warning when ``[oslo_messaging_metrics] metrics_enabled`` asks for what msgbus
+    does not send."""
+    try:
+        enabled = conf[OSLO_METRICS_GROUP].metrics_enabled
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        return
+    if enabled:
+        LOG.warning("[%s] metrics_enabled is set, but msgbus sends no oslo.metrics data: "
+                    "the option is ignored", OSLO_METRICS_GROUP)
 
 
 def _oslo_only_rabbit_opts() -> list[cfg.Opt]:

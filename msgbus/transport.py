@@ -203,6 +203,7 @@ def _make(cls: type[Transport], conf: cfg.ConfigOpts | None,
           url: "str | TransportURL | None", allowed_remote_exmods: Iterable[str] | None,
           url_option: str = "transport_url") -> Transport:
     conf = options.register_opts(conf) if conf is not None else options.new_conf()
+    options.warn_unsupported_metrics(conf)
     if url is None:
         url = getattr(conf, url_option, None) or conf.transport_url
     if url is None:

@@ -287,3 +287,20 @@ def test_ping_endpoint_added_when_enabled(caplog: pytest.LogCaptureFixture) -> N
     with caplog.at_level(logging.WARNING):
         assert with_ping_endpoint(conf, [own]) == [own]
     assert "reserved" in caplog.text
+
+
+def test_oslo_metrics_group_is_registered_and_metrics_enabled_is_warned_about(caplog) -> None:
+    # oslo.messaging's functional tests set [oslo_messaging_metrics] through the fixture
+    from msgbus import get_rpc_transport
+    from msgbus.conffixture import ConfFixture
+    fixture = ConfFixture()
+    fixture.setUp()
+    try:
+        conf = fixture.conf
+        assert conf.oslo_messaging_metrics.metrics_enabled is False
+        fixture.set("metrics_enabled", True, group="oslo_messaging_metrics")
+        with caplog.at_level("WARNING", logger="msgbus.options"):
+            get_rpc_transport(conf, url="fake://").cleanup()
+        assert any("metrics_enabled" in r.getMessage() for r in caplog.records)
+    finally:
+        fixture.cleanUp()
