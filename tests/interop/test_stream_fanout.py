@@ -6,6 +6,7 @@ msgbus listener that stops leaves the shared stream to the others (it is not pri
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -68,6 +69,11 @@ def _consumers(queue: str) -> int:
     return int(rabbitmq.list_queues().get(queue, {}).get("consumers") or 0)
 
 
+def _stop(server: Any) -> None:
+    server.stop()
+    server.wait()
+
+
 @pytest.fixture
 def cleanups() -> Iterator[list[Callable[[], Any]]]:
     items: list[Callable[[], Any]] = []
@@ -90,7 +96,7 @@ def test_stream_fanout_interoperates_and_the_stream_outlives_a_listener(
     oslo_server = om.get_rpc_server(oslo_transport, om.Target(topic=topic, server="oslo1"),
                                     [oslo_notes], executor="threading")
     oslo_server.start()
-    cleanups.append(lambda: (oslo_server.stop(), oslo_server.wait()))
+    cleanups.append(functools.partial(_stop, oslo_server))
     oslo_client = om.get_rpc_client(oslo_transport, om.Target(topic=topic, fanout=True))
     _wait_until(lambda: _consumers(stream) == 1, f"oslo's server consumes {stream}")
     # a cast before msgbus's server starts: it makes the stream's last chunk, which a consumer
@@ -151,7 +157,7 @@ def test_cancel_on_failover_consumers_serve_oslo_calls(
     cleanups.append(ours.cleanup)
     server = msgbus.get_rpc_server(ours, msgbus.Target(topic=topic, server="mb1"), [Echo()])
     server.start()
-    cleanups.append(lambda: (server.stop(), server.wait()))
+    cleanups.append(functools.partial(_stop, server))
     oslo_transport = om.get_rpc_transport(oslo_conf(), url=URLS["rabbit"])
     cleanups.append(oslo_transport.cleanup)
     assert om.get_rpc_client(oslo_transport, om.Target(topic=topic), timeout=20).call(
@@ -185,7 +191,7 @@ def test_a_reconnected_stream_consumer_reads_on_where_it_stopped(
     oslo_server = om.get_rpc_server(oslo_transport, om.Target(topic=topic, server="oslo1"),
                                     [oslo_notes], executor="threading")
     oslo_server.start()
-    cleanups.append(lambda: (oslo_server.stop(), oslo_server.wait()))
+    cleanups.append(functools.partial(_stop, oslo_server))
     oslo_client = om.get_rpc_client(oslo_transport, om.Target(topic=topic, fanout=True))
 
     proxy = TcpProxy()
@@ -197,7 +203,7 @@ def test_a_reconnected_stream_consumer_reads_on_where_it_stopped(
     our_server = msgbus.get_rpc_server(ours, msgbus.Target(topic=topic, server="mb1"),
                                        [our_notes])
     our_server.start()
-    cleanups.append(lambda: (our_server.stop(), our_server.wait()))
+    cleanups.append(functools.partial(_stop, our_server))
     _wait_until(lambda: _consumers(stream) == 2, f"both servers consume {stream}")
 
     oslo_client.cast({}, "note", value="a")
