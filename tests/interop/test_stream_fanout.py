@@ -223,3 +223,38 @@ def test_a_reconnected_stream_consumer_reads_on_where_it_stopped(
         f"a cast sent during the cut was lost: the consumer started again at 'last' " \
         f"({our_notes.seen})"
     assert our_notes.seen == ["a", "b", "c"]
+
+
+def _bound(exchange: str, queue: str) -> bool:
+    rows = json.loads(rabbitmq.rabbitmqctl("list_bindings", "source_name", "destination_name",
+                                           "--formatter", "json") or "[]")
+    return any(r.get("source_name") == exchange and r.get("destination_name") == queue
+               for r in rows)
+
+
+@pytest.mark.parametrize("scheme", ["rabbit", "pika"])
+def test_a_stream_deleted_under_a_server_is_read_from_its_end_once_made_anew(
+        scheme: str, cleanups: list[Callable[[], Any]]) -> None:
+    """The broker cancels the consumer of a deleted stream; the server declares it again and
+    reads the new stream from its end (as oslo.messaging does), not from the old stream's
+    offsets, which the new one has not reached."""
+    topic = unique_topic("streamdel")
+    stream = f"{topic}_fanout"
+    cleanups.append(lambda: rabbitmq.delete_queue(stream))
+    query = urlencode({k: str(v).lower() for k, v in STREAM_OPTIONS.items()})
+    ours = msgbus.get_rpc_transport(options.new_conf(), url=f"{URLS[scheme]}?{query}")
+    cleanups.append(ours.cleanup)
+    notes = Notes()
+    server = msgbus.get_rpc_server(ours, msgbus.Target(topic=topic, server="mb1"), [notes])
+    server.start()
+    cleanups.append(functools.partial(_stop, server))
+    client = msgbus.get_rpc_client(ours, msgbus.Target(topic=topic, fanout=True))
+    for value in ("a", "b", "c"):  # offsets 0 to 2 of the first stream
+        client.cast({}, "note", value=value)
+        assert notes.wait_for(value)
+
+    rabbitmq.delete_queue(stream)
+    _wait_until(lambda: _bound(f"{topic}_fanout", stream), "the server declared the stream anew")
+    client.cast({}, "note", value="anew")  # offset 0 of the new stream
+    assert notes.wait_for("anew", timeout=10), \
+        f"the server waits for the old stream's offsets on the new one ({notes.seen})"

@@ -217,6 +217,10 @@ class ConsumerThread(Consuming):
                 except Exception as exc:  # noqa: BLE001 - the thread must live on
                     self._link = None
                     link.abort()
+                    if isinstance(exc, amqp.exceptions.ConsumerCancelled):
+                        # the broker cancelled us (a deleted queue): a stream made anew has
+                        # offsets of its own, so read it from its end again (as oslo does)
+                        self._stream_next.clear()
                     if self._stopping():
                         return
                     if isinstance(exc, (*CONNECTION_ERRORS, *CHANNEL_ERRORS)):

@@ -255,6 +255,7 @@ class QueueConsumer:
         LOG.warning("%s: the broker cancelled consuming (a queue of %s was deleted?); "
                     "declaring and consuming again", self._conn.name, ", ".join(self._queues))
         self._reopen_on_close = True
+        self._stream_next.clear()  # a stream made anew has offsets of its own (as oslo does)
         if channel.is_open:
             channel.close()
 
