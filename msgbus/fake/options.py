@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Mapping
+from typing import Mapping
 
 from oslo_config import cfg
 
-from msgbus.exceptions import ConfigurationError
+from msgbus.driver.url_options import read_options
 
 LOG = logging.getLogger(__name__)
 
@@ -52,28 +52,4 @@ class FakeSettings:
     def from_conf(cls, conf: cfg.ConfigOpts, query: Mapping[str, str],
                   url_text: str) -> "FakeSettings":
         """Read group ``fake`` of ``conf`` and apply ``query`` over it; warn about unknown keys."""
-        conf.register_opts(fake_opts, group=GROUP)
-        values: dict[str, Any] = {opt.dest: getattr(conf[GROUP], opt.dest) for opt in fake_opts}
-        unknown = sorted(set(query) - set(values))
-        if unknown:
-            LOG.warning("fake:// ignores the unknown URL query option(s) %s of %s; it knows: %s",
-                        ", ".join(map(repr, unknown)), url_text, ", ".join(sorted(values)))
-        for opt in fake_opts:
-            if opt.dest in query:
-                values[opt.dest] = _coerce(opt, query[opt.dest])
-        return cls(**values)
-
-
-def _coerce(opt: cfg.Opt, text: str) -> Any:
-    kind = int if isinstance(opt, cfg.IntOpt) else float
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ConfigurationError(f"invalid value {text!r} for fake:// URL option {opt.dest!r}: "
-                                 f"expected {'an integer' if kind is int else 'a number'}") \
-            from None
-    low = getattr(opt.type, "min", None)
-    if low is not None and value < low:
-        raise ConfigurationError(f"invalid value {text!r} for fake:// URL option {opt.dest!r}: "
-                                 f"must be at least {low}")
-    return value
+        return cls(**read_options(conf, GROUP, fake_opts, query, url_text=url_text))
