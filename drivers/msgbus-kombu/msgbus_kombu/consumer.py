@@ -30,6 +30,7 @@ from msgbus_kombu.connection import LINK_ERRORS, ConnectFailed, Connector
 from msgbus_kombu.consuming import Consuming
 from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link
 from msgbus_kombu.options import Settings
+from msgbus_kombu.recheck import RECHECK_AFTER_RECONNECT, QueueVanished, missing_queue
 
 LOG = logging.getLogger(__name__)
 
@@ -207,11 +208,12 @@ class ConsumerThread(Consuming):
                         return
                     continue
                 failures = 0
+                connected_at = time.monotonic()
                 if self._ready.is_set():
                     LOG.info("%s: consuming again from %s after reconnecting", self.purpose,
                              link.endpoint.describe())
+                    self._rechecks = [connected_at + d for d in RECHECK_AFTER_RECONNECT]
                 self._ready.set()
-                connected_at = time.monotonic()
                 try:
                     self._serve(link)
                 except Exception as exc:  # noqa: BLE001 - the thread must live on
@@ -246,6 +248,28 @@ class ConsumerThread(Consuming):
                 self._link = None
             self._delete_private_elsewhere()
             self._close_pipe()
+
+    def _recheck_queues(self) -> None:
+        """From the read loop, when a check is due after a reconnect: ask the broker on a
+        thread of its own (see :mod:`msgbus_kombu.recheck`), so the loop never waits for it;
+        a queue found gone is reported through :meth:`_raise_if_vanished`."""
+        generation = self._generation
+
+        def check() -> None:
+            missing = missing_queue(self._connector, self.purpose, self._names)
+            if missing is not None and generation == self._generation:
+                self._vanished = missing
+                self._wake()
+
+        threading.Thread(target=check, name=f"{self.purpose} queue check",
+                         daemon=True).start()
+
+    def _raise_if_vanished(self) -> None:
+        missing, self._vanished = self._vanished, None
+        if missing is not None:
+            self._rechecks = []
+            raise QueueVanished(f"queue {missing!r} vanished after the reconnect (a cluster "
+                                f"node's clean-up after it died?); declaring it again")
 
     def _handle_setup_error(self, exc: BaseException) -> bool:
         """Record a first error that retrying cannot fix; True when the thread should end."""

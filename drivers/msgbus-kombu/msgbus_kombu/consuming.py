@@ -36,6 +36,14 @@ class Consuming(Acknowledgements):
     _stop: threading.Event
     _driver_stop: threading.Event | None
 
+    def _recheck_queues(self) -> None:
+        """Start checking that the queues still exist (after a reconnect)."""
+        raise NotImplementedError
+
+    def _raise_if_vanished(self) -> None:
+        """Raise when a check found a queue gone."""
+        raise NotImplementedError
+
     def _init_consuming(self) -> None:
         self._reader: DeliveryReader | None = None
         self._burst = False
@@ -45,6 +53,11 @@ class Consuming(Acknowledgements):
         self._stream_next: dict[str, int] = {}
         #: consumer tag -> stream queue it consumes (for the offsets of deliveries)
         self._stream_tags: dict[str, str] = {}
+        #: monotonic instants at which to check that the queues still exist (after a
+        #: reconnect; see msgbus_kombu.recheck)
+        self._rechecks: list[float] = []
+        #: a queue a check found gone (set by the checking thread, then the loop is woken)
+        self._vanished: str | None = None
 
     def _stopping(self) -> bool:
         return self._stop.is_set() or (self._driver_stop is not None
@@ -137,10 +150,20 @@ class Consuming(Acknowledgements):
                                 read_frame()
                         continue
                 self._flush_acks()
-            if next_beat is None:
+            if self._vanished is not None:
+                self._raise_if_vanished()
+            wake_at = next_beat
+            rechecks = self._rechecks
+            if rechecks:
+                if time.monotonic() >= rechecks[0]:
+                    rechecks.pop(0)
+                    self._recheck_queues()
+                    continue
+                wake_at = rechecks[0] if wake_at is None else min(wake_at, rechecks[0])
+            if wake_at is None:
                 events = poller.poll()
             else:
-                events = poller.poll(max(0.0, (next_beat - time.monotonic()) * 1000.0))
+                events = poller.poll(max(0.0, (wake_at - time.monotonic()) * 1000.0))
             for fd, _ in events:
                 if fd == wake_fd:
                     self._clear_wake()
