@@ -130,11 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         command = "python -m benchmarks" + (" --quick" if args.quick else "") + (
             f" --only {args.only}" if args.only else "") + (
             f" --repeat {args.repeat}" if args.repeat > 1 else "")
-        chaos = chaos_report.current_section(RESULTS)  # made by python -m benchmarks.chaos
+        # sections other runs made (python -m benchmarks.chaos, python -m benchmarks.cluster)
+        kept = [(heading, chaos_report.current_section(RESULTS, heading))
+                for heading in (chaos_report.SECTION, "## Cluster")]
         RESULTS.write_text(f"# msgbus benchmark results\n\nMade by `{command} --write-results`"
                            f" (see README.md for what each scenario measures).\n\n{text}")
-        if chaos:
-            chaos_report.replace_section(RESULTS, chaos)
+        for heading, section in kept:
+            if section:
+                chaos_report.replace_section(RESULTS, section, heading)
         print(f"wrote {RESULTS}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
