@@ -63,10 +63,12 @@ executor_opts = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> cfg.ConfigOpts:
-    """Register the core options on ``conf`` (idempotent) and return it."""
-    conf.register_opts(transport_opts)
-    conf.register_opts(rpc_opts)
-    conf.register_opts(executor_opts)
+    """Register the core options on ``conf`` (idempotent) and return it.
+
+    An option oslo.messaging registered on the same ConfigOpts under the same name (a process
+    running both, sharing ``cfg.CONF``) is left as it is: it means the same, only its help text
+    differs, which oslo.config would refuse as a duplicate."""
+    _register_missing(conf, [*transport_opts, *rpc_opts, *executor_opts], None)
     return conf
 
 

@@ -304,3 +304,18 @@ def test_oslo_metrics_group_is_registered_and_metrics_enabled_is_warned_about(ca
         assert any("metrics_enabled" in r.getMessage() for r in caplog.records)
     finally:
         fixture.cleanUp()
+
+
+def test_core_options_oslo_messaging_registered_first_are_kept() -> None:
+    # oslo.messaging registers rpc_ping_enabled on cfg.CONF when it builds an RPC dispatcher;
+    # a process running both libraries on one ConfigOpts must still get msgbus's options.
+    from oslo_config import cfg
+
+    from msgbus import options
+    from oslo_messaging.rpc import dispatcher as oslo_dispatcher
+    conf = cfg.ConfigOpts()
+    conf.register_opts(oslo_dispatcher._dispatcher_opts)
+    options.register_opts(conf)
+    conf([], default_config_files=[], default_config_dirs=[])
+    assert conf.rpc_ping_enabled is False
+    assert conf.rpc_response_timeout == 60
