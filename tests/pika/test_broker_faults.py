@@ -69,6 +69,8 @@ class Casts:
         self.client = client
         self.pause = pause
         self.sent = 0
+        #: when each cast returned (time.monotonic()), by its value
+        self.returned_at: list[float] = []
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -78,6 +80,7 @@ class Casts:
         while not self._stop.is_set():
             try:
                 self.client.cast({}, "note", value=self.sent)
+                self.returned_at.append(time.monotonic())
                 self.sent += 1
             except Exception as exc:  # noqa: BLE001 - the test reports it
                 self.errors.append(exc)
@@ -93,10 +96,26 @@ class Casts:
         return self.sent
 
 
-def assert_exactly_once(echo: Echo, count: int) -> None:
-    assert echo.wait_seen(lambda seen: len(set(seen)) >= count, timeout=30), \
-        f"{count - len(set(echo.seen))} of {count} casts never arrived"
-    assert sorted(echo.seen) == list(range(count)), "some casts arrived twice"
+#: A cast confirmed this shortly before the broker stopped may still have been sitting in its
+#: non-durable queue, which dies with the broker: doc/faults.md's "honest exception".
+IN_QUEUE_AT_STOP = 0.5
+
+
+def assert_exactly_once(echo: Echo, count: int, excused: frozenset[int] = frozenset()) -> None:
+    """Every cast 0..count-1 arrived once; those in ``excused`` may be missing (never twice)."""
+    wanted = set(range(count)) - excused
+    echo.wait_seen(lambda seen: wanted <= set(seen), timeout=30)
+    missing = wanted - set(echo.seen)
+    assert not missing, f"{len(missing)} of {count} casts never arrived: {sorted(missing)}"
+    assert len(echo.seen) == len(set(echo.seen)), "some casts arrived twice"
+    assert set(echo.seen) <= set(range(count)), echo.seen
+
+
+def in_queue_at(casts: Casts, stopping_at: float, stopped_at: float) -> frozenset[int]:
+    """The casts that returned from IN_QUEUE_AT_STOP before the broker began to stop until it
+    had stopped: they may have been in its queues then."""
+    return frozenset(i for i, at in enumerate(casts.returned_at)
+                     if stopping_at - IN_QUEUE_AT_STOP <= at <= stopped_at)
 
 
 class TestBrokerSide:
@@ -155,7 +174,9 @@ class TestBrokerSide:
         reply_queue = reply_queue_of(client_transport)
         fanout_queues = set(private_queues(topic, node.list_queues()))
         casts = Casts(client.prepare(server="s0"))
+        stopping_at = time.monotonic()
         node.stop_app()  # every connection drops, the non-durable queues are gone
+        stopped_at = time.monotonic()
         result, took, _ = timed(client.prepare(timeout=1).call, {}, "echo", value="down")
         assert isinstance(result, MessagingTimeout), result
         assert str(node.port) in str(result)
@@ -170,7 +191,7 @@ class TestBrokerSide:
         assert took < 10 + SLACK
         assert ended - back < 1.5, f"the call succeeded {ended - back:.2f}s after the restart"
         sent = casts.stop()
-        assert_exactly_once(endpoints[0], sent)
+        assert_exactly_once(endpoints[0], sent, in_queue_at(casts, stopping_at, stopped_at))
         # The consumers re-declared the same queues and consume them.
         assert wait_until(lambda: reply_queue in node.list_queues(), timeout=10)
         assert set(private_queues(topic, node.list_queues())) == fanout_queues
