@@ -123,7 +123,7 @@ class Consuming(Acknowledgements):
         commands = self._commands
         stop = self._stop
         driver_stop = self._driver_stop
-        read_frame = link.read_frame
+        next_frame = link.read_frame
         buffered = link.buffered
         reader = self._reader
         # (a delivery half read by the fast path, its content frames still to come, is always
@@ -133,7 +133,7 @@ class Consuming(Acknowledgements):
             if commands:
                 self._run_commands()
             if buffered():
-                read_frame()
+                next_frame()
                 continue
             if self._acks:
                 # In a burst (deliveries closer together than the delay), hold the acks a
@@ -147,7 +147,7 @@ class Consuming(Acknowledgements):
                             if fd == wake_fd:
                                 self._clear_wake()
                             else:
-                                read_frame()
+                                next_frame()
                         continue
                 self._flush_acks()
             if self._vanished is not None:
@@ -168,7 +168,7 @@ class Consuming(Acknowledgements):
                 if fd == wake_fd:
                     self._clear_wake()
                 else:
-                    read_frame()
+                    next_frame()
             if next_beat is not None and time.monotonic() >= next_beat:
                 link.heartbeat_check()
                 next_beat = time.monotonic() + interval  # type: ignore[operator]
