@@ -637,6 +637,12 @@ def expiration_ms(ttl: float | None) -> str | None:
     return str(max(1, int(ttl * 1000)))
 
 
+#: Seconds after a consumer consumes again on a new connection at which it checks that its
+#: queues still exist: a dead cluster node's clean-up deletes its non-durable queues by name, and
+#: can delete one a client already declared again elsewhere, without a basic.cancel.
+QUEUE_RECHECK_AFTER_RECONNECT = (1.0, 3.0, 10.0)
+
+
 def reconnect_delays(settings: AmqpSettings) -> Iterator[float]:
     """Pauses between reconnection attempts, counted from the first one asked for: every
     ``reconnect_fast_interval`` (+-50% jitter) during the first ``reconnect_fast_period``

@@ -23,14 +23,14 @@ from typing import Any
 
 import amqp.exceptions
 
-from msgbus.driver.amqp import QueueSpec, reconnect_delays
+from msgbus.driver.amqp import QUEUE_RECHECK_AFTER_RECONNECT, QueueSpec, reconnect_delays
 from msgbus.driver.base import IncomingMessage, Listener
 from msgbus.exceptions import ConfigurationError, MessageDeliveryFailure, MessagingException
 from msgbus_kombu.connection import LINK_ERRORS, ConnectFailed, Connector
 from msgbus_kombu.consuming import Consuming
 from msgbus_kombu.link import CHANNEL_ERRORS, CONNECTION_ERRORS, Link
 from msgbus_kombu.options import Settings
-from msgbus_kombu.recheck import RECHECK_AFTER_RECONNECT, QueueVanished, missing_queue
+from msgbus_kombu.recheck import QueueVanished, missing_queue
 
 LOG = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class ConsumerThread(Consuming):
                 if self._ready.is_set():
                     LOG.info("%s: consuming again from %s after reconnecting", self.purpose,
                              link.endpoint.describe())
-                    self._rechecks = [connected_at + d for d in RECHECK_AFTER_RECONNECT]
+                    self._rechecks = [connected_at + d for d in QUEUE_RECHECK_AFTER_RECONNECT]
                 self._ready.set()
                 try:
                     self._serve(link)

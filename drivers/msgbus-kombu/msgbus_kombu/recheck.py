@@ -22,8 +22,6 @@ from msgbus_kombu.connection import LINK_ERRORS, Connector
 
 LOG = logging.getLogger(__name__)
 
-#: Seconds after consuming again on a new connection at which the queues are checked.
-RECHECK_AFTER_RECONNECT = (1.0, 3.0, 10.0)
 #: Longest a check may take (connecting included); a check that cannot finish is skipped.
 CHECK_TIMEOUT = 2.0
 

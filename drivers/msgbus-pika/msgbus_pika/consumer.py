@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from pika.channel import Channel
 from pika.exceptions import ChannelClosedByBroker
 
-from msgbus.driver.amqp import QueueSpec
+from msgbus.driver.amqp import QUEUE_RECHECK_AFTER_RECONNECT, QueueSpec
 from msgbus.driver.base import OnMessage
 from msgbus.exceptions import MessageDeliveryFailure, MessagingException
 from msgbus_pika.acks import AckBatcher
@@ -28,9 +28,6 @@ from msgbus_pika.message import PikaMessage
 
 LOG = logging.getLogger(__name__)
 
-#: Seconds after consuming again on a new connection at which the consumer checks that its
-#: queues still exist (see :meth:`QueueConsumer._recheck`).
-RECHECK_AFTER_RECONNECT = (1.0, 3.0, 10.0)
 #: AMQP's NOT_FOUND reply code (a passive declare of a missing queue).
 _NOT_FOUND = 404
 
@@ -197,7 +194,7 @@ class QueueConsumer:
             self._started.set_result(None)
         else:
             LOG.info("%s: consuming %s again", self._conn.name, ", ".join(self._queues))
-            for delay in RECHECK_AFTER_RECONNECT:
+            for delay in QUEUE_RECHECK_AFTER_RECONNECT:
                 self._conn.call_later(delay, functools.partial(self._recheck, channel))
 
     def _recheck(self, channel: Channel) -> None:
