@@ -28,6 +28,7 @@ from typing import Any, Iterator, Mapping, TypeVar
 from oslo_config import cfg
 
 from msgbus.exceptions import ConfigurationError
+from msgbus.driver.url_options import coerce_query_value
 from msgbus.options import aliased_value
 
 LOG = logging.getLogger(__name__)
@@ -232,8 +233,6 @@ IGNORED_OSLO_OPTIONS: tuple[tuple[cfg.Opt, str], ...] = (
 
 ignored_opts = [opt for opt, _why in IGNORED_OSLO_OPTIONS]
 
-_BOOL_TRUE = {"1", "true", "yes", "on"}
-_BOOL_FALSE = {"0", "false", "no", "off"}
 
 
 def register_amqp_opts(conf: cfg.ConfigOpts, group: str) -> None:
@@ -292,7 +291,7 @@ class AmqpSettings:
             opt = next((o for o in amqp_opts if o.dest == key), None)
             if opt is None:
                 continue
-            values[key] = _coerce(opt, key, text)
+            values[key] = coerce_query_value(opt, text)
         _check(values)
         warn_ignored(conf, group)
         quorum = values["rabbit_quorum_queue"]
@@ -372,24 +371,6 @@ def warn_ignored(conf: cfg.ConfigOpts, group: str) -> None:
         value = aliased_value(conf, group, opt, OSLO_RABBIT_GROUP)
         if value != opt.default:
             LOG.warning("option %s = %s has no effect in msgbus (%s)", opt.dest, value, why)
-
-
-def _coerce(opt: cfg.Opt, key: str, text: str) -> Any:
-    try:
-        if isinstance(opt, cfg.BoolOpt):
-            low = text.lower()
-            if low in _BOOL_TRUE:
-                return True
-            if low in _BOOL_FALSE:
-                return False
-            raise ValueError("expected true or false")
-        if isinstance(opt, cfg.IntOpt):
-            return int(text)
-        if isinstance(opt, cfg.FloatOpt):
-            return float(text)
-        return text
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid value {text!r} for URL option {key!r}: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True)

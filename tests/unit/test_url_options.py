@@ -47,3 +47,18 @@ def test_unknown_query_names_are_logged_once_by_name(caplog: pytest.LogCaptureFi
     (record,) = caplog.records
     assert "'vhost_hint', 'windw'" in record.getMessage()
     assert "'ssl'" not in record.getMessage()
+
+
+@pytest.mark.parametrize("query, expected", [
+    ({"rpc_conn_pool_size": "0"}, "'rpc_conn_pool_size' of the transport URL: expected an "
+                                  "integer >= 1"),
+    ({"amqp_durable_queues": "maybe"}, "'amqp_durable_queues' of the transport URL: expected "
+                                       "true or false"),
+    ({"rabbit_retry_interval": "soon"}, "expected a number >= 0")])
+def test_amqp_drivers_convert_query_values_by_the_same_rule(query: dict, expected: str) -> None:
+    """The AMQP drivers' shared settings read URL query values through coerce_query_value: an
+    out-of-range value fails as it would in the configuration file, naming what is expected."""
+    from msgbus.driver.amqp import AmqpSettings
+
+    with pytest.raises(ConfigurationError, match=expected):
+        AmqpSettings.from_conf(_conf(), "amqp_test", query)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 from oslo_config import cfg
 
 from msgbus.driver.amqp import (OSLO_RABBIT_GROUP, AmqpSettings, amqp_opts, ignored_opts,
                                oslo_alias,
                                register_amqp_opts)
+from msgbus.driver.url_options import coerce_query_value
 from msgbus.options import aliased_value
-from msgbus.exceptions import ConfigurationError
 
 LOG = logging.getLogger(__name__)
 
@@ -106,28 +105,6 @@ class Settings:
         return self.amqp.heartbeat / (2.0 * self.kombu.heartbeat_rate)
 
 
-def _coerce(opt: cfg.Opt, key: str, text: str) -> Any:
-    try:
-        if isinstance(opt, cfg.BoolOpt):
-            low = text.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true or false")
-        if isinstance(opt, cfg.IntOpt):
-            value: Any = int(text)
-        elif isinstance(opt, cfg.FloatOpt):
-            value = float(text)
-        else:
-            value = text
-        opt.type(value)  # range and choices checks of the option itself
-        return value
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid value {text!r} for URL option {key!r}: "
-                                 f"{exc}") from None
-
-
 def read_settings(conf: cfg.ConfigOpts, query: Mapping[str, str] | None = None) -> Settings:
     """The settings of one transport: ``conf``'s :data:`GROUP`, overridden by URL ``query``."""
     register_opts(conf)
@@ -143,5 +120,5 @@ def read_settings(conf: cfg.ConfigOpts, query: Mapping[str, str] | None = None) 
               for o in kombu_opts}
     for opt in kombu_opts:
         if opt.dest in query:
-            values[opt.dest] = _coerce(opt, opt.dest, query[opt.dest])
+            values[opt.dest] = coerce_query_value(opt, query[opt.dest])
     return Settings(amqp, KombuSettings(**values))

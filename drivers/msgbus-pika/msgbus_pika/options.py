@@ -13,15 +13,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from typing import Any, Mapping
+from typing import Mapping
 
 from oslo_config import cfg
 
 from msgbus.driver.amqp import (OSLO_RABBIT_GROUP, AmqpSettings, amqp_opts, ignored_opts,
                                oslo_alias,
                                register_amqp_opts)
+from msgbus.driver.url_options import coerce_query_value
 from msgbus.options import aliased_value
-from msgbus.exceptions import ConfigurationError
 
 LOG = logging.getLogger(__name__)
 
@@ -80,14 +80,6 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     return [(GROUP, copy.deepcopy([*amqp_opts, *ignored_opts, *pika_opts, *kombu_only_opts]))]
 
 
-def _coerce(opt: cfg.Opt, key: str, text: str) -> Any:
-    try:
-        value = opt.type(text)
-    except (ValueError, TypeError) as exc:
-        raise ConfigurationError(f"invalid value {text!r} for URL option {key!r}: {exc}") from None
-    return value
-
-
 @dataclasses.dataclass(frozen=True)
 class PikaSettings:
     """Everything a pika transport needs to know from configuration and its URL's query."""
@@ -113,5 +105,5 @@ class PikaSettings:
         _warn_kombu_only(conf)
         for opt in pika_opts:
             if opt.dest in query:
-                values[opt.dest] = _coerce(opt, opt.dest, query[opt.dest])
+                values[opt.dest] = coerce_query_value(opt, query[opt.dest])
         return cls(amqp=amqp, **values)
