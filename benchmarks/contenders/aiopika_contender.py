@@ -6,13 +6,12 @@ call from its reply consumer; the server consumes the queue and publishes each r
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.contenders.base import (CALL_TIMEOUT, AsyncSession, Contender, Session,
+from benchmarks.contenders.base import (CALL_TIMEOUT, AsyncOnlyContender, AsyncSession,
                                         rabbit_url)
 
 
@@ -60,36 +59,19 @@ class AioPikaSession(AsyncSession):
         await self._connection.close()
 
 
-class AioPikaContender(Contender):
+class AioPikaContender(AsyncOnlyContender):
     """Hand-written RPC over aio-pika on the local RabbitMQ."""
 
     name = "aiopika-rabbit"
     group = "rabbit"
-    runs_sync = False
-    runs_async = True
-
-    def unavailable(self) -> str | None:
-        try:
-            import aio_pika  # noqa: F401
-        except ImportError as exc:
-            return f"aio-pika not installed (pip install -e '.[bench]'): {exc}"
-        return None
-
-    def versions(self) -> dict[str, str]:
-        return {name: importlib.metadata.version(name) for name in ("aio-pika", "aiormq")}
-
-    def open_session(self, topic: str) -> Session:
-        raise NotImplementedError("aiopika-rabbit runs the asyncio scenarios only")
+    module = "aio_pika"
+    distributions = ("aio-pika", "aiormq")
 
     async def open_async_session(self, topic: str) -> AsyncSession:
         return await AioPikaSession(topic).open()
 
-    def serve(self, topic: str, server: str, ready: Callable[[], None],
-              stop: threading.Event) -> None:
-        asyncio.run(self._serve(topic, ready, stop))
-
-    async def _serve(self, topic: str, ready: Callable[[], None],
-                     stop: threading.Event) -> None:
+    async def serve_async(self, topic: str, ready: Callable[[], None],
+                          stop: threading.Event) -> None:
         import aio_pika
         connection = await aio_pika.connect(rabbit_url("amqp"))
         try:
@@ -108,6 +90,3 @@ class AioPikaContender(Contender):
             await asyncio.get_running_loop().run_in_executor(None, stop.wait)
         finally:
             await connection.close()
-
-    def first_call_seconds(self, topic: str) -> float:
-        raise NotImplementedError("aiopika-rabbit runs the asyncio scenarios only")

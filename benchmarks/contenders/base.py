@@ -8,6 +8,9 @@ Its server side runs :class:`Counter`-backed methods: ``echo(payload)`` returns 
 from __future__ import annotations
 
 import abc
+import asyncio
+import importlib
+import importlib.metadata
 import os
 import threading
 from collections.abc import Callable
@@ -155,3 +158,40 @@ class Contender(abc.ABC):
     def versions(self) -> dict[str, str]:
         """Distribution versions that make up this contender."""
         return {}
+
+
+class AsyncOnlyContender(Contender):
+    """A stack with an asyncio API only: it runs the asyncio scenarios, its server is a
+    coroutine (:meth:`serve_async`) run on its own loop in the server process."""
+
+    runs_sync = False
+    runs_async = True
+    #: The module whose import tells whether the stack is installed, and the distributions
+    #: whose versions the report shows (the first is named in the "not installed" line).
+    module: str
+    distributions: tuple[str, ...]
+
+    def unavailable(self) -> str | None:
+        try:
+            importlib.import_module(self.module)
+        except ImportError as exc:
+            return f"{self.distributions[0]} not installed (pip install -e '.[bench]'): {exc}"
+        return None
+
+    def versions(self) -> dict[str, str]:
+        return {name: importlib.metadata.version(name) for name in self.distributions}
+
+    def open_session(self, topic: str) -> Session:
+        raise NotImplementedError(f"{self.name} runs the asyncio scenarios only")
+
+    def first_call_seconds(self, topic: str) -> float:
+        raise NotImplementedError(f"{self.name} runs the asyncio scenarios only")
+
+    def serve(self, topic: str, server: str, ready: Callable[[], None],
+              stop: threading.Event) -> None:
+        asyncio.run(self.serve_async(topic, ready, stop))
+
+    @abc.abstractmethod
+    async def serve_async(self, topic: str, ready: Callable[[], None],
+                          stop: threading.Event) -> None:
+        """Serve ``topic`` until ``stop`` is set; call ``ready`` once consuming."""

@@ -7,12 +7,11 @@ Per-message logging is turned off on both sides, as msgbus logs nothing per mess
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.contenders.base import (CALL_TIMEOUT, AsyncSession, Contender, Session,
+from benchmarks.contenders.base import (CALL_TIMEOUT, AsyncOnlyContender, AsyncSession,
                                         rabbit_url)
 
 
@@ -36,38 +35,21 @@ class FastStreamSession(AsyncSession):
         await self._broker.stop()
 
 
-class FastStreamContender(Contender):
+class FastStreamContender(AsyncOnlyContender):
     """FastStream's RabbitBroker on the local RabbitMQ."""
 
     name = "faststream-rabbit"
     group = "rabbit"
-    runs_sync = False
-    runs_async = True
-
-    def unavailable(self) -> str | None:
-        try:
-            import faststream.rabbit  # noqa: F401
-        except ImportError as exc:
-            return f"faststream[rabbit] not installed (pip install -e '.[bench]'): {exc}"
-        return None
-
-    def versions(self) -> dict[str, str]:
-        return {name: importlib.metadata.version(name) for name in ("faststream", "aio-pika")}
-
-    def open_session(self, topic: str) -> Session:
-        raise NotImplementedError("faststream-rabbit runs the asyncio scenarios only")
+    module = "faststream.rabbit"
+    distributions = ("faststream", "aio-pika")
 
     async def open_async_session(self, topic: str) -> AsyncSession:
         broker = _broker()
         await broker.connect()
         return FastStreamSession(broker, topic)
 
-    def serve(self, topic: str, server: str, ready: Callable[[], None],
-              stop: threading.Event) -> None:
-        asyncio.run(self._serve(topic, ready, stop))
-
-    async def _serve(self, topic: str, ready: Callable[[], None],
-                     stop: threading.Event) -> None:
+    async def serve_async(self, topic: str, ready: Callable[[], None],
+                          stop: threading.Event) -> None:
         broker = _broker()
 
         @broker.subscriber(topic)
@@ -80,6 +62,3 @@ class FastStreamContender(Contender):
             await asyncio.get_running_loop().run_in_executor(None, stop.wait)
         finally:
             await broker.stop()
-
-    def first_call_seconds(self, topic: str) -> float:
-        raise NotImplementedError("faststream-rabbit runs the asyncio scenarios only")
