@@ -47,6 +47,8 @@ METRICS: tuple[Metric, ...] = (
                ("async",)),
         Metric(f"async{n}_server_cpu_per_call_us", f"  of which server (us), {n} in flight",
                ("async",)),
+        Metric(f"async{n}_broker_cpu_per_call_us",
+               f"  RabbitMQ (beam.smp) CPU per call (us), {n} in flight", ("async",)),
     )
 ) + (Metric("async1000_kb_per_inflight", "client memory per call in flight (KiB), 1000 in "
             "flight", ("async",)),)

@@ -278,6 +278,8 @@ async def _async_calls(bench: Bench, inflight: int) -> Metrics:
         f"{key}_cpu_per_call_us": cpu["cpu_per_call_us"],
         f"{key}_server_cpu_per_call_us": cpu["server_cpu_per_call_us"],
     }
+    if cpu["broker_cpu_per_call_us"] is not None:
+        metrics[f"{key}_broker_cpu_per_call_us"] = cpu["broker_cpu_per_call_us"]
     if rss_in_flight:
         metrics[f"{key}_kb_per_inflight"] = max(0, rss_in_flight[0] - rss_before) / 1024 / inflight
     return metrics
