@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks import broker, contenders, environment, report
+from benchmarks import baseline, broker, contenders, environment, report
 from benchmarks.chaos import report as chaos_report
 
 HERE = Path(__file__).resolve().parent
@@ -48,16 +48,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="record the client and server processes with py-spy during the "
                              "scenarios and write per-process summaries to DIR")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run each msgbus driver contender with the drivers of git "
+                             "revision REV (NAME@REV, same core, same run) and compare")
     return parser.parse_args(argv)
 
 
-def run_worker(name: str, config: dict[str, Any], log_dir: Path, timeout: float) -> dict:
-    """One contender's results from its own client process (bounded by ``timeout``)."""
+def run_worker(name: str, config: dict[str, Any], log_dir: Path, timeout: float,
+               first_on_path: str | None = None) -> dict:
+    """One contender's results from its own client process (bounded by ``timeout``);
+    ``first_on_path``: a folder searched before everything installed (a baseline's driver)."""
     out = log_dir / f"result-{name}.json"
     log = log_dir / f"client-{name}.log"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
-    group = dict(contenders.NAMES)[name]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [first_on_path, str(HERE.parent),
+                                                      env.get("PYTHONPATH")]))
+    group = contenders.group_of(name)
     with open(log, "wb") as log_file:
         try:
             done = subprocess.run(
@@ -86,10 +92,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unknown contender(s): {', '.join(sorted(unknown))}", file=sys.stderr)
             return 2
         names = [n for n in names if n in args.contender]
-    groups = dict(contenders.NAMES)
-    with_broker = any(groups[n] == "rabbit" for n in names)
+    with_broker = any(contenders.group_of(n) == "rabbit" for n in names)
     run_id = uuid.uuid4().hex[:8]
     log_dir = Path(tempfile.mkdtemp(prefix=f"msgbus-bench-{run_id}-"))
+    drivers: dict[str, Path] = {}
+    if args.baseline:
+        try:
+            rev = baseline.resolve(HERE.parent, args.baseline)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        drivers = baseline.export_drivers(HERE.parent, rev, log_dir / f"baseline-{rev}")
+        names = baseline.with_baselines(names, rev)
     config = {"run_id": run_id, "quick": args.quick, "log_dir": str(log_dir),
               "broker_pid": broker.broker_pid() if with_broker else None,
               "scenarios": args.scenario,
@@ -103,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             if runs[name] and runs[name][-1].get("status") == report.NOT_INSTALLED:
                 continue
             began = time.perf_counter()
-            result = run_worker(name, config, log_dir, WORKER_TIMEOUT[args.quick])
+            result = run_worker(name, config, log_dir, WORKER_TIMEOUT[args.quick],
+                                baseline.python_path(name, drivers))
             runs[name].append(result)
             errors = f", {len(result['errors'])} error(s)" if result.get("errors") else ""
             print(f"  {name} (run {turn + 1}): {result['status']}{errors} in "
@@ -116,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         if left:
             print(f"  deleting queues left behind: {', '.join(left)}", file=sys.stderr)
             broker.delete(left, [])
-            owner = next((n for n in names if n in " ".join(left)), names[-1])
+            owner = next((n for n in names if n.replace("@", "-at-") in " ".join(left)),
+                         names[-1])
             results[owner].setdefault("errors", {})["leftovers"] = (
                 f"queues left behind: {', '.join(left)}")
     info = environment.describe(with_broker)

@@ -263,6 +263,42 @@ def target_summary(results: dict[str, Any], group: str) -> list[str]:
     return lines
 
 
+def _base(name: str) -> str:
+    """The contender of ``name`` without a baseline revision (``msgbus-rabbit@abc1234``)."""
+    return name.partition("@")[0]
+
+
+#: How much worse than the baseline revision a metric may be before the table flags it.
+BASELINE_TOLERANCE = 0.05
+
+
+def baseline_section(results: dict[str, Any]) -> list[str]:
+    """Today's drivers against those of ``--baseline REV`` in the same run: one column per
+    pair, each metric's ratio, flagged when more than 5% worse."""
+    pairs = [(_base(n), n) for n in results if "@" in n and _base(n) in results]
+    if not pairs:
+        return []
+    revs = sorted({n.partition("@")[2] for _, n in pairs})
+    rows = []
+    for metric in METRICS:
+        cells = []
+        for mine, before in pairs:
+            value = ratio(results, mine, before, metric.key)
+            if value is None:
+                cells.append("-")
+                continue
+            worse = (value > 1 + BASELINE_TOLERANCE if lower_is_better(metric.key)
+                     else value < 1 - BASELINE_TOLERANCE)
+            cells.append(f"{value:.3g}x" + (" (>5% worse)" if worse else ""))
+        if any(cell != "-" for cell in cells):
+            rows.append([metric.label] + cells)
+    header = ["metric"] + [f"{mine} / {before}" for mine, before in pairs]
+    return ([f"## Against the drivers at {', '.join(revs)} (same run, same core)", "",
+             "Each msgbus driver contender beside the same contender run with the driver "
+             "packages of that revision (`--baseline`); for times and CPU smaller is better.",
+             ""] + _table(header, rows) + [""])
+
+
 def problems(results: dict[str, Any]) -> list[str]:
     lines = []
     for name, result in results.items():
@@ -293,18 +329,19 @@ def render(results: dict[str, Any], info: dict[str, Any] | None = None) -> str:
                         "against the threaded server)"))
     for group, title in titles:
         if group == "async":
-            names = [n for n in ASYNC_NAMES if n in results
-                     and (n in ASYNC_ONLY or any(k.startswith("async")
-                                                 for k in results[n].get("metrics", {})))]
+            names = [n for base in ASYNC_NAMES for n in results if _base(n) == base
+                     and (base in ASYNC_ONLY or any(k.startswith("async")
+                                                    for k in results[n].get("metrics", {})))]
         else:
             names = [n for n, r in results.items()
-                     if r.get("group") == group and n not in ASYNC_ONLY]
+                     if r.get("group") == group and _base(n) not in ASYNC_ONLY]
         if not names:
             continue
         out += [f"## {title}", ""] + metric_table(results, group, names) + [""]
         out += ["### Ratios (msgbus value / baseline value)", ""]
         out += ratio_table(results, group) + [""]
         out += ["### Targets", ""] + target_summary(results, group) + [""]
+    out += baseline_section(results)
     issues = problems(results)
     if issues:
         out += ["## Not installed, errors", ""] + issues + [""]

@@ -65,7 +65,7 @@ def run(name: str, config: dict[str, Any]) -> dict[str, Any]:
         return result
     result["versions"] = contender.versions()
     sizes = scenarios.QUICK if config.get("quick") else scenarios.FULL
-    topic = f"bench-{config['run_id']}-{name}"
+    topic = f"bench-{config['run_id']}-{name.replace('@', '-at-')}"
     log_dir = Path(config["log_dir"])
     started: list[str] = []
 

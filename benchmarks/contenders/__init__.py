@@ -19,8 +19,18 @@ NAMES: tuple[tuple[str, str], ...] = (
 )
 
 
+def group_of(name: str) -> str:
+    """The group of ``name`` (``msgbus-rabbit@REV``, a baseline revision, is its contender's)."""
+    return dict(NAMES)[name.partition("@")[0]]
+
+
 def get(name: str) -> Contender:
-    """A new contender object for ``name`` (one of :data:`NAMES`)."""
+    """A new contender object for ``name`` (one of :data:`NAMES`, or ``NAME@REV``: the same
+    contender, run with the drivers of revision REV first on the path; see baseline.py)."""
+    if "@" in name:
+        contender = get(name.partition("@")[0])
+        contender.name = name
+        return contender
     from benchmarks.contenders.msgbus_contender import MsgbusContender
     from benchmarks.contenders.oslo_contender import OsloContender
     from benchmarks.contenders.raw_pika import RawPikaContender
