@@ -1,0 +1,51 @@
+"""The benchmarks' ``--baseline REV``: NAME@REV contenders and the today/REV table."""
+
+import pathlib
+import subprocess
+
+from benchmarks import baseline, contenders, report
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _result(name: str, metrics: dict) -> dict:
+    return {"contender": name, "group": "rabbit", "status": "ok", "metrics": metrics,
+            "errors": {}}
+
+
+def test_driver_contenders_get_a_baseline_twin_run_with_the_old_driver_first() -> None:
+    names = baseline.with_baselines(["msgbus-rabbit", "oslo-rabbit", "msgbus-pika"], "abc1234")
+    assert names == ["msgbus-rabbit", "msgbus-rabbit@abc1234", "oslo-rabbit", "msgbus-pika",
+                     "msgbus-pika@abc1234"]
+    drivers = {"msgbus-kombu": pathlib.Path("/x/kombu"), "msgbus-pika": pathlib.Path("/x/pika")}
+    assert baseline.python_path("msgbus-pika@abc1234", drivers) == "/x/pika"
+    assert baseline.python_path("msgbus-rabbit", drivers) is None
+    twin = contenders.get("msgbus-rabbit-public@abc1234")
+    assert twin.name == "msgbus-rabbit-public@abc1234" and "fast_path=false" in twin.url
+    assert contenders.group_of("msgbus-pika@abc1234") == "rabbit"
+
+
+def test_table_flags_only_rows_more_than_five_percent_worse() -> None:
+    results = {
+        "msgbus-rabbit": _result("msgbus-rabbit", {"seq_calls_per_s": 960.0,
+                                                   "casts_per_s": 900.0,
+                                                   "cpu_per_call_us": 420.0}),
+        "msgbus-rabbit@abc1234": _result("msgbus-rabbit@abc1234",
+                                         {"seq_calls_per_s": 1000.0, "casts_per_s": 1000.0,
+                                          "cpu_per_call_us": 390.0}),
+    }
+    text = report.render(results)
+    section = text[text.index("## Against the drivers at abc1234"):]
+    assert "| sequential calls/s | 0.96x |" in section  # 4% slower: within the tolerance
+    assert "| casts/s, until all processed | 0.9x (>5% worse) |" in section
+    assert "| CPU per sequential call, client+server (us) | 1.08x (>5% worse) |" in section
+    assert "msgbus-rabbit@abc1234" in text.split("### Ratios")[0]  # its own column too
+
+
+def test_export_takes_the_driver_packages_of_the_revision(tmp_path: pathlib.Path) -> None:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                          capture_output=True, check=True).stdout.strip()
+    assert baseline.resolve(ROOT, "HEAD") == head
+    drivers = baseline.export_drivers(ROOT, head, tmp_path)
+    assert (drivers["msgbus-kombu"] / "msgbus_kombu" / "driver.py").is_file()
+    assert (drivers["msgbus-pika"] / "msgbus_pika" / "driver.py").is_file()
