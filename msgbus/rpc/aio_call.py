@@ -1,11 +1,13 @@
 """Awaited RPC calls: one future per call, one loop wake-up per burst of replies.
 
 A call made with ``call_async`` is serialized in the caller's task, registered with the
-transport's reply waiter, and sent from the loop's default executor (drivers block while the
-broker confirms). Its reply, handed over by the driver's thread, reaches the caller's future
-through a :class:`LoopInbox`, which wakes the loop once for all the replies that arrived since
-it last ran. A timer on the loop ends the call at its deadline, whatever the send is doing;
-cancelling the awaiting task, like a timeout, frees the reply slot (a later reply is dropped).
+transport's reply waiter, and sent from the client's :class:`~msgbus.rpc.aio_send.SendPool`
+(drivers block while the broker confirms; the pool has as many threads as the drivers have send
+connections, and a send that succeeds wakes nobody). Its reply, handed over by the driver's
+thread, reaches the caller's future through a :class:`LoopInbox`, which wakes the loop once for
+all the replies that arrived since it last ran. A timer on the loop ends the call at its
+deadline, whatever the send is doing; cancelling the awaiting task, like a timeout, frees the
+reply slot (a later reply is dropped).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import asyncio
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from msgbus import envelope
 from msgbus.exceptions import MessagingTimeout
 from msgbus.executors.inbox import LoopInbox
+from msgbus.rpc.aio_send import DEFAULT_SEND_THREADS, SendPool
 
 if TYPE_CHECKING:
     from msgbus.rpc.client import _Call, _CallContext
@@ -37,20 +40,42 @@ def _relay(done: Any, future: asyncio.Future) -> None:
         future.set_result(done.result())
 
 
-def _fail(future: asyncio.Future, exc: BaseException) -> None:
-    if not future.done():
+def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> None:
+    if future.done():  # the awaiting task was cancelled, or its call timed out
+        return
+    if exc is not None:
         future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+def _expire(future: asyncio.Future, ctx: "_CallContext", msg_id: str, method: str,
+            timeout: float | None) -> None:
+    """The call's deadline passed (the timer's callback: the message is built only now)."""
+    if not future.done():
+        future.set_exception(MessagingTimeout(
+            f"Timed out waiting for a reply to message ID {msg_id}"
+            f"{ctx._describe(method, timeout)}: no server replied in time (is one running and "
+            f"reachable?)"))
+
+
+def _send_threads(ctx: "_CallContext") -> int:
+    """As many send threads as the AMQP drivers keep send connections (``rpc_conn_pool_size``,
+    when the transport's configuration has it)."""
+    size = getattr(ctx.transport.conf, "rpc_conn_pool_size", None)
+    return size if isinstance(size, int) and size > 0 else DEFAULT_SEND_THREADS
 
 
 class AsyncCalls:
-    """What a client and its ``prepare()`` copies share for awaited calls: an inbox per loop
-    and whether the transport's reply address exists yet (its setup may wait on the broker,
-    so the first call makes it off the loop)."""
+    """What a client and its ``prepare()`` copies share for awaited calls and casts: an inbox
+    per loop, the send pool, and whether the transport's reply address exists yet (its setup
+    may wait on the broker, so the first call makes it off the loop)."""
 
     def __init__(self) -> None:
         self._inboxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._waiter: Any = None
+        self._pool: SendPool | None = None
 
     def _inbox(self, loop: asyncio.AbstractEventLoop) -> LoopInbox:
         inbox = self._inboxes.get(loop)
@@ -61,12 +86,40 @@ class AsyncCalls:
                     inbox = self._inboxes[loop] = LoopInbox(loop)
         return inbox
 
-    async def _reply_waiter(self, ctx: "_CallContext", deadline: float | None,
-                            loop: asyncio.AbstractEventLoop) -> Any:
+    def _sender(self, ctx: "_CallContext") -> SendPool:
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                pool = self._pool
+                if pool is None:
+                    pool = self._pool = SendPool(_send_threads(ctx))
+                    # Its idle threads end by themselves; this ends them with the client too.
+                    weakref.finalize(self, pool.shutdown)
+        return pool
+
+    def run(self, ctx: "_CallContext", fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """Run blocking ``fn(*args)`` (a send) on the send pool; a future of its outcome, set
+        on the running loop. Awaiting it adds no bound: the caller bounds it if it must."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        inbox = self._inbox(loop)
+
+        def run() -> None:
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                inbox.post(_settle, future, None, exc)
+            else:
+                inbox.post(_settle, future, result, None)
+
+        self._sender(ctx).submit(run)
+        return future
+
+    async def _reply_waiter(self, ctx: "_CallContext", deadline: float | None) -> Any:
         waiter = self._waiter
         if waiter is not None:
             return waiter
-        waiter = await loop.run_in_executor(None, ctx.transport.reply_waiter, deadline)
+        waiter = await self.run(ctx, ctx.transport.reply_waiter, deadline)
         self._waiter = waiter
         return waiter
 
@@ -76,7 +129,7 @@ class AsyncCalls:
         start = time.monotonic()
         msg = ctx._call_message(ctxt, method, kwargs)
         timeout, deadline = ctx._call_deadline(start)
-        waiter = await self._reply_waiter(ctx, deadline, loop)
+        waiter = await self._reply_waiter(ctx, deadline)
         msg_id = envelope.new_id()
         msg["_msg_id"] = msg_id
         msg["_reply_q"] = waiter.address
@@ -84,20 +137,17 @@ class AsyncCalls:
         body = envelope.encode(msg)
         future = loop.create_future()
         inbox = self._inbox(loop)
+        sender = self._sender(ctx)
         pending = waiter.register(msg_id)
         timer = None
         try:
             pending.future.add_done_callback(lambda done: inbox.post(_relay, done, future))
             if deadline is not None:
-                timer = loop.call_later(max(0.0, deadline - time.monotonic()), _fail, future,
-                                        MessagingTimeout(
-                                            f"Timed out waiting for a reply to message ID "
-                                            f"{msg_id}{ctx._describe(method, timeout)}: no "
-                                            f"server replied in time (is one running and "
-                                            f"reachable?)"))
+                timer = loop.call_later(max(0.0, deadline - time.monotonic()), _expire, future,
+                                        ctx, msg_id, method, timeout)
             from msgbus.rpc.client import _Call
             call = _Call(waiter, body, pending, timeout, deadline, method)
-            loop.run_in_executor(None, self._send, ctx, call, inbox, future)
+            sender.submit(self._send, ctx, call, inbox, future)
             result = await future
         finally:
             if timer is not None:
@@ -108,9 +158,11 @@ class AsyncCalls:
     @staticmethod
     def _send(ctx: "_CallContext", call: "_Call", inbox: LoopInbox,
               future: asyncio.Future) -> None:
-        # On an executor thread: any failure goes to the awaiting call, never to the executor.
+        # On a pool thread: any failure goes to the awaiting call, never to the pool.
+        if future.done():  # timed out or cancelled while it waited for a thread
+            return
         try:
             ctx._publish_call(call)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             call.waiter.forget(call.pending.msg_id)
-            inbox.post(_fail, future, exc)
+            inbox.post(_settle, future, None, exc)

@@ -254,7 +254,7 @@ class _CallContext:
         """:meth:`call` for asyncio: same options and outcomes, without blocking the loop.
 
         The arguments and context are serialized in the caller's task (its ``contextvars``
-        are visible to the serializer); the send runs on the loop's default executor and the
+        are visible to the serializer); the send runs on the client's send threads and the
         wait is a future, so many calls in flight need no thread each. Cancelling the awaiting
         task frees the call's reply slot: a reply arriving later is dropped.
         """
@@ -263,12 +263,11 @@ class _CallContext:
         if not self.call_monitor_timeout:
             return await self._aio.call(self, ctxt, method, kwargs)
         # With a call monitor, the reply waiter's clock watches the heartbeats.
-        loop = asyncio.get_running_loop()
         start = time.monotonic()
         msg = self._call_message(ctxt, method, kwargs)
         timeout, deadline = self._call_deadline(start)
-        sending = loop.run_in_executor(None, contextvars.copy_context().run, self._send_call,
-                                       msg, method, timeout, deadline)
+        sending = self._aio.run(self, contextvars.copy_context().run, self._send_call, msg,
+                                method, timeout, deadline)
         try:
             # Bounded by the deadline even while every executor thread is busy sending.
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -292,7 +291,7 @@ class _CallContext:
             raise positional_arguments_error("cast_async", method, args)
         self.target.require("topic", why="to send a message")
         body = envelope.encode(self._message(ctxt, method, kwargs))
-        await asyncio.get_running_loop().run_in_executor(None, self._publish, body, None)
+        await self._aio.run(self, self._publish, body, None)
 
 
 def _forget_sent_call(sending: asyncio.Future) -> None:

@@ -8,8 +8,9 @@ from typing import Any, Sequence
 from msgbus import envelope, failures
 from msgbus.driver.base import IncomingMessage, Listener
 from msgbus.exceptions import (ExpectedException, MessageDeliveryFailure,
-                               MessageSerializationError, MessageUndeliverable, NoSuchMethod,
-                               RPCDispatcherError, UnsupportedVersion)
+                               MessageSerializationError, MessageUndeliverable,
+                               MessagingServerError, NoSuchMethod, RPCDispatcherError,
+                               UnsupportedVersion)
 from msgbus.executors.base import Executor
 from msgbus.recent_ids import RecentIds
 from msgbus.rpc.dispatcher import (RPCAccessPolicyBase, RPCDispatcher, expected_exceptions,
@@ -26,6 +27,8 @@ LOG = logging.getLogger(__name__)
 __all__ = ["RPCServer", "get_rpc_server", "expected_exceptions", "expose"]  # as oslo's rpc.server
 
 _MIN_HEARTBEAT_INTERVAL = 0.05
+#: Most kinds of request (method, namespace, version) a server remembers as async at once.
+_ASYNC_REQUESTS_MEMORY = 1024
 
 
 class RPCServer(MessageHandlingServer):
@@ -44,6 +47,7 @@ class RPCServer(MessageHandlingServer):
         self._heartbeats = HeartbeatScheduler()
         self._send_tb = self.conf.rpc_send_remote_traceback
         self._async_endpoints = self.runs_coroutines
+        self._async_requests: set[tuple] = set()  # see _is_async
         if not self.runs_coroutines and dispatcher.has_async_methods():
             LOG.warning("RPC server %s has 'async def' endpoint methods but the %r executor "
                         "cannot run them: build it with executor='asyncio'", target,
@@ -70,10 +74,33 @@ class RPCServer(MessageHandlingServer):
         if isinstance(unique_id, str) and self._recent.seen(unique_id):
             LOG.warning("RPC server %s dropped duplicate message %s", self.target, unique_id)
             return
-        if self._async_endpoints and self.dispatcher.is_async(message):
-            self._submit_async(self._process_async, message)
+        if self._async_endpoints and self._is_async(message):
+            executor = self._executor
+            if executor is None:
+                raise MessagingServerError("server is not running: message not handled")
+            # The asyncio executor's hot path; any other coroutine-running executor: submit.
+            submit = getattr(executor, "submit_coroutine", executor.submit)
+            submit(self._process_async, executor, message)
         else:
             self._submit(self._process, message)
+
+    def _is_async(self, message: dict) -> bool:
+        """``dispatcher.is_async(message)``, remembering the requests (method, namespace,
+        version) it was true for: finding the method again per message is a large part of a
+        server's CPU. Only true is remembered: sent to the loop by mistake, a request for a
+        plain method still runs on a thread (``dispatch_async`` does that), never the reverse."""
+        key = (message.get("method"), message.get("namespace"), message.get("version"))
+        try:
+            if key in self._async_requests:
+                return True
+        except TypeError:  # an unhashable field: a malformed request, dispatched to fail
+            return self.dispatcher.is_async(message)
+        if not self.dispatcher.is_async(message):
+            return False
+        if len(self._async_requests) >= _ASYNC_REQUESTS_MEMORY:
+            self._async_requests.clear()
+        self._async_requests.add(key)
+        return True
 
     def _begin(self, message: dict) -> tuple[str | None, str | None, dict, Any]:
         """Take the reply fields out of ``message``; start heartbeats when the caller asked."""

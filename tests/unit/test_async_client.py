@@ -58,3 +58,97 @@ def test_async_errors_and_timeouts(client_and_api) -> None:
 
     asyncio.run(main())
     assert api.noted.wait(10)
+
+
+def test_awaited_sends_run_on_a_bounded_pool_of_their_own(client_and_api) -> None:
+    """Sends block while the broker confirms: many awaited casts in flight use many send
+    threads (more than the loop's default executor's six on two cores), at most the AMQP
+    drivers' rpc_conn_pool_size (30 by default), never one per call."""
+    client, _ = client_and_api
+    release = threading.Event()
+    lock = threading.Lock()
+    inside: set[str] = set()
+    enough = threading.Event()
+    sent = client.transport.send
+
+    def blocking_send(*args: Any, **kwargs: Any) -> None:
+        with lock:
+            inside.add(threading.current_thread().name)
+            if len(inside) >= 30:
+                enough.set()
+        assert release.wait(10)
+        sent(*args, **kwargs)
+
+    client.transport.send = blocking_send  # type: ignore[method-assign]
+
+    async def main() -> None:
+        casts = [asyncio.ensure_future(client.cast_async({}, "note")) for _ in range(45)]
+        assert await asyncio.get_running_loop().run_in_executor(None, enough.wait, 10)
+        assert client._aio._pool.threads == 30  # every submission is made: no 31st thread
+        release.set()
+        await asyncio.gather(*casts)
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        del client.transport.send
+    assert len(inside) == 30
+
+
+def test_send_pool_threads_end_when_idle_and_at_shutdown() -> None:
+    from msgbus.rpc.aio_send import SendPool
+
+    pool = SendPool(4, idle_seconds=0.05)
+    done = threading.Semaphore(0)
+    for _ in range(8):
+        pool.submit(done.release)
+    for _ in range(8):
+        assert done.acquire(timeout=10)
+    assert 1 <= pool.threads <= 4
+    give_up = threading.Event()
+    for _ in range(200):  # bounded: each thread ends 0.05 s after its last work
+        if pool.threads == 0:
+            break
+        give_up.wait(0.05)
+    assert pool.threads == 0
+    pool.submit(done.release)  # threads start again on demand
+    assert done.acquire(timeout=10)
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(done.release)
+
+
+def test_call_timed_out_while_waiting_for_a_send_thread_is_not_sent(client_and_api) -> None:
+    """A call whose deadline passes before a send thread takes it is never sent late."""
+    client, _ = client_and_api
+    release = threading.Event()
+    sent_bodies: list[bytes] = []
+    send = client.transport.send
+
+    entered = threading.Event()
+
+    def slow_send(target: Any, body: bytes, **kwargs: Any) -> None:
+        sent_bodies.append(body)
+        entered.set()
+        assert release.wait(10)
+        send(target, body, **kwargs)
+
+    client.transport.send = slow_send  # type: ignore[method-assign]
+    from msgbus.rpc.aio_send import SendPool
+    client._aio._pool = SendPool(1)  # one send thread: the first call holds it
+
+    async def main() -> None:
+        first = asyncio.ensure_future(client.prepare(timeout=10).call_async({}, "add", a=1, b=1))
+        assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
+        with pytest.raises(msgbus.MessagingTimeout):
+            await client.prepare(timeout=0.2).call_async({}, "add", a=2, b=2)
+        release.set()
+        assert await first == 2
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        del client.transport.send
+    assert len(sent_bodies) == 1

@@ -404,3 +404,28 @@ def test_handlers_queued_past_the_bound_still_reply_after_wait_starts(transport:
         assert sorted(await asyncio.gather(*calls)) == list(range(10))
 
     asyncio.run(main())
+
+
+def test_endpoint_method_changing_kind_between_calls_still_runs(transport: Any) -> None:
+    """The server remembers which requests named async methods; one that became plain still
+    runs (on a thread), one that became async runs on the loop, one that went away fails."""
+    api = Api()
+
+    async def main() -> None:
+        loop_thread = threading.current_thread().name
+        async with _server(transport, api):
+            client = _client(transport)
+            assert await client.call_async({}, "where") == loop_thread
+            api.where = lambda ctxt: threading.current_thread().name  # type: ignore
+            assert (await client.call_async({}, "where")).startswith("msgbus-worker")
+
+            async def swapped(ctxt: Any, a: int) -> dict:
+                return {"thread": threading.current_thread().name, "a": a}
+
+            api.plain = swapped  # type: ignore
+            assert (await client.call_async({}, "plain", a=1))["thread"] == loop_thread
+            api.where = None  # type: ignore
+            with pytest.raises(msgbus.NoSuchMethod):
+                await client.call_async({}, "where")
+
+    asyncio.run(main())

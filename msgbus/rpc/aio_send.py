@@ -1,0 +1,103 @@
+"""The threads that send awaited calls and casts: bounded, started on demand, gone when idle.
+
+A driver's send blocks until the broker confirms it, so an awaited call's send runs off the
+event loop. The loop's default executor is too small for that (``min(32, cpus + 4)`` threads:
+six on two cores, so six sends in flight) and is the application's; a :class:`SendPool` has
+as many threads as the AMQP drivers keep send connections (``rpc_conn_pool_size``), starts
+them only while sends wait for one, and lets each end after a while without work, so a client
+holds no thread while it sends nothing. Work is fire-and-forget (no Future per send): the
+caller hands over a function that reports its own outcome.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from typing import Any, Callable
+
+LOG = logging.getLogger(__name__)
+
+__all__ = ["SendPool", "DEFAULT_SEND_THREADS", "IDLE_SECONDS"]
+
+#: Threads when the transport's configuration names no ``rpc_conn_pool_size`` (the AMQP
+#: drivers' default send connections).
+DEFAULT_SEND_THREADS = 30
+#: Seconds a thread waits for work before it ends.
+IDLE_SECONDS = 2.0
+
+
+class SendPool:
+    """Runs ``fn(*args)`` on at most ``size`` threads; extra work waits in order."""
+
+    def __init__(self, size: int, name: str = "msgbus-aio-send",
+                 idle_seconds: float = IDLE_SECONDS) -> None:
+        self._size = max(1, size)
+        self._name = name
+        self._idle_seconds = idle_seconds
+        self._cond = threading.Condition(threading.Lock())
+        self._work: collections.deque = collections.deque()
+        self._threads = 0  # alive
+        self._waiting = 0  # alive and waiting for work
+        self._started = 0  # ever (names only)
+        self._closed = False
+
+    @property
+    def threads(self) -> int:
+        """Threads alive now."""
+        return self._threads
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on a pool thread soon; RuntimeError once the pool is shut down.
+        ``fn`` must report its own outcome: an exception it raises is only logged."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the send pool is shut down")
+            self._work.append((fn, args))
+            # Each waiting thread takes one item: start one more when they are too few.
+            if len(self._work) > self._waiting and self._threads < self._size:
+                self._threads += 1
+                self._started += 1
+                thread = threading.Thread(target=self._worker, daemon=True,
+                                          name=f"{self._name}-{self._started}")
+                try:
+                    thread.start()
+                except BaseException:
+                    self._threads -= 1
+                    raise
+            elif self._waiting:
+                self._cond.notify()
+
+    def _worker(self) -> None:
+        cond = self._cond
+        work = self._work
+        cond.acquire()
+        try:
+            while True:
+                while not work:
+                    if self._closed:
+                        return
+                    self._waiting += 1
+                    try:
+                        woke = cond.wait(self._idle_seconds)
+                    finally:
+                        self._waiting -= 1
+                    if not woke and not work:
+                        return  # idle too long
+                fn, args = work.popleft()
+                cond.release()
+                try:
+                    fn(*args)
+                except BaseException:  # noqa: BLE001 - fn reports its outcome; never lose a thread
+                    LOG.exception("unhandled error in %r on the send pool", fn)
+                finally:
+                    cond.acquire()
+        finally:
+            self._threads -= 1
+            cond.release()
+
+    def shutdown(self) -> None:
+        """Accept no more work; threads end once the work already queued ran (not joined)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
