@@ -26,6 +26,7 @@ from oslo_config import cfg
 from msgbus.executors.base import Executor
 from msgbus.executors.inbox import LoopInbox
 from msgbus.executors.thread_pool import ThreadPoolExecutor
+from msgbus.executors.send_pool import SendPool
 
 LOG = logging.getLogger(__name__)
 
@@ -54,9 +55,8 @@ class AsyncioExecutor(Executor):
         # Replies and acks: driver calls that wait for the broker (a confirm), not CPU; about
         # as many threads as the AMQP drivers' send pools have connections (30 by default)
         # keep them all busy, with less contention for the GIL than the handler pool's 64.
-        self._driver_calls = ThreadPoolExecutor(
-            conf, max_workers=min(_DRIVER_CALL_THREADS, conf.executor_thread_pool_size),
-            name="msgbus-driver-call")
+        self._driver_calls = SendPool(
+            min(_DRIVER_CALL_THREADS, conf.executor_thread_pool_size), name="msgbus-driver-call")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: LoopInbox | None = None
         self._context: contextvars.Context | None = None
@@ -208,7 +208,7 @@ class AsyncioExecutor(Executor):
                                    "block it: await server.wait_async() instead of wait()")
             self._drained.wait()
         self._threads.shutdown(wait)
-        self._driver_calls.shutdown(wait)
+        self._driver_calls.shutdown(wait=wait)
 
     async def shutdown_async(self) -> None:
         """:meth:`shutdown` for the loop's own thread: awaits the coroutines, then the threads

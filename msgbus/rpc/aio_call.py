@@ -1,7 +1,7 @@
 """Awaited RPC calls: one future per call, one loop wake-up per burst of replies.
 
 A call made with ``call_async`` is serialized in the caller's task, registered with the
-transport's reply waiter, and sent from the client's :class:`~msgbus.rpc.aio_send.SendPool`
+transport's reply waiter, and sent from the client's :class:`~msgbus.executors.send_pool.SendPool`
 (drivers block while the broker confirms; the pool has as many threads as the drivers have send
 connections, and a send that succeeds wakes nobody). Its reply, handed over by the driver's
 thread, reaches the caller's future through a :class:`LoopInbox`, which wakes the loop once for
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from msgbus import envelope
 from msgbus.exceptions import MessagingTimeout
 from msgbus.executors.inbox import LoopInbox
-from msgbus.rpc.aio_send import DEFAULT_SEND_THREADS, SendPool
+from msgbus.executors.send_pool import DEFAULT_SEND_THREADS, SendPool
 
 if TYPE_CHECKING:
     from msgbus.rpc.client import _Call, _CallContext

@@ -97,7 +97,7 @@ def test_awaited_sends_run_on_a_bounded_pool_of_their_own(client_and_api) -> Non
 
 
 def test_send_pool_threads_end_when_idle_and_at_shutdown() -> None:
-    from msgbus.rpc.aio_send import SendPool
+    from msgbus.executors.send_pool import SendPool
 
     pool = SendPool(4, idle_seconds=0.05)
     done = threading.Semaphore(0)
@@ -135,7 +135,7 @@ def test_call_timed_out_while_waiting_for_a_send_thread_is_not_sent(client_and_a
         send(target, body, **kwargs)
 
     client.transport.send = slow_send  # type: ignore[method-assign]
-    from msgbus.rpc.aio_send import SendPool
+    from msgbus.executors.send_pool import SendPool
     client._aio._pool = SendPool(1)  # one send thread: the first call holds it
 
     async def main() -> None:
@@ -152,3 +152,29 @@ def test_call_timed_out_while_waiting_for_a_send_thread_is_not_sent(client_and_a
         release.set()
         del client.transport.send
     assert len(sent_bodies) == 1
+
+
+def test_send_pool_shutdown_waits_for_queued_work() -> None:
+    """An asyncio server's wait() relies on this: every reply handed over is sent first."""
+    from msgbus.executors.send_pool import SendPool
+
+    pool = SendPool(2)
+    ran: list[int] = []
+    gate = threading.Event()
+
+    def job(i: int) -> None:
+        assert gate.wait(10)
+        ran.append(i)
+
+    for i in range(6):
+        pool.submit(job, i)
+    stopper = threading.Thread(target=pool.shutdown, kwargs={"wait": True})
+    stopper.start()
+    gate.set()
+    stopper.join(10)
+    assert not stopper.is_alive() and sorted(ran) == list(range(6)) and pool.threads == 0
+    # shut down from one of its own threads: does not wait for itself
+    pool = SendPool(1)
+    finished = threading.Event()
+    pool.submit(lambda: (pool.shutdown(wait=True), finished.set()))
+    assert finished.wait(10)
