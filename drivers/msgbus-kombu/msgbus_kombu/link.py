@@ -73,10 +73,6 @@ def _collect(kconn: kombu.Connection) -> None:
 #: (:func:`msgbus_kombu.frames.properties_bytes`), else keyword arguments of ``amqp.Message``.
 Properties = Any
 
-#: Seconds one ``drain_events`` of the public path may wait for the rest of a method once the
-#: socket was readable (a heartbeat frame alone completes none: then it returns after this).
-_DRAIN_SLICE = 0.05
-
 
 class Poller:
     """Waits until file descriptors are readable: ``select.poll`` where it exists, else the
@@ -137,6 +133,8 @@ class Link:
         #: read on a fast link.
         self.hook: FrameHook | None = None
         self._poller = Poller(self.sock.fileno())
+        #: TLS: the bytes decrypted but not yet read (a poll of the socket does not show them)
+        self._tls_pending: Callable[[], int] | None = getattr(self.sock, "pending", None)
         self.channel: amqp.Channel = self._new_channel()
         if deadline is not None:
             self.sock.settimeout(self.io_timeout)
@@ -181,8 +179,8 @@ class Link:
             return reader.has_data()
         if self.fast and library_buffered(self.transport):
             return True
-        pending = getattr(self.sock, "pending", None)
-        return bool(pending is not None and pending())
+        pending = self._tls_pending
+        return pending is not None and pending() > 0
 
     def wait_readable(self, timeout: float) -> bool:
         """Whether something can be read within ``timeout`` seconds."""
@@ -196,13 +194,15 @@ class Link:
 
     def read_frame(self) -> None:
         """Read and handle one frame (blocks up to the socket's I/O timeout): by the owner's
-        hook when it takes it, else by py-amqp. Without the fast path: py-amqp's
-        ``drain_events`` reads until a method is complete or for :data:`_DRAIN_SLICE` (py-amqp
-        keeps a frame it read in part)."""
+        hook when it takes it, else by py-amqp.
+
+        Without the fast path, py-amqp's ``blocking_read`` reads frame after frame while more
+        are ready, until one completes a method (a delivery is three frames). Not
+        ``drain_events(timeout)``: it sets the socket's timeout twice per frame (two system
+        calls), and after a lone heartbeat frame it waits on for a method or its timeout."""
         if not self.fast:
-            try:
-                self.conn.drain_events(timeout=_DRAIN_SLICE)
-            except socket.timeout:
+            blocking_read = self.conn.blocking_read
+            while not blocking_read(None) and self.pending():
                 pass
             return
         frame = self.transport.read_frame()
