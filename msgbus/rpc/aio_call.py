@@ -116,10 +116,18 @@ class AsyncCalls:
         return future
 
     async def _reply_waiter(self, ctx: "_CallContext", deadline: float | None) -> Any:
+        """The transport's reply waiter; made on a send thread by the first call."""
         waiter = self._waiter
         if waiter is not None:
             return waiter
-        waiter = await self.run(ctx, ctx.transport.reply_waiter, deadline)
+        making = self.run(ctx, ctx.transport.reply_waiter, deadline)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            # Bounded by the call's deadline even while every send thread is busy.
+            waiter = await asyncio.wait_for(asyncio.shield(making), left)
+        except asyncio.TimeoutError:
+            raise MessagingTimeout("Timed out setting up the reply address of the transport: "
+                                   "the call's deadline passed first") from None
         self._waiter = waiter
         return waiter
 

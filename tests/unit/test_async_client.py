@@ -178,3 +178,25 @@ def test_send_pool_shutdown_waits_for_queued_work() -> None:
     finished = threading.Event()
     pool.submit(lambda: (pool.shutdown(wait=True), finished.set()))
     assert finished.wait(10)
+
+
+def test_first_call_is_bounded_while_every_send_thread_is_busy(client_and_api) -> None:
+    """The first awaited call sets up the reply address on a send thread: its deadline holds
+    even when none is free."""
+    from msgbus.executors.send_pool import SendPool
+
+    client, _ = client_and_api
+    release = threading.Event()
+    client._aio._pool = SendPool(1)
+    client._aio._pool.submit(release.wait, 10)
+
+    async def main() -> None:
+        with pytest.raises(msgbus.MessagingTimeout, match="deadline"):
+            await client.prepare(timeout=0.2).call_async({}, "add", a=1, b=1)
+        release.set()
+        assert await client.call_async({}, "add", a=1, b=1) == 2
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
