@@ -125,6 +125,10 @@ class Consuming(Acknowledgements):
         driver_stop = self._driver_stop
         next_frame = link.read_frame
         buffered = link.buffered
+        # Public path: deliveries waiting in the socket (the fast path's reader holds them in
+        # its buffer already, seen by ``buffered``) are read before the acks go out, so that one
+        # frame acknowledges them all, as on the fast path.
+        more_ready = None if link.fast else link.pending
         reader = self._reader
         # (a delivery half read by the fast path, its content frames still to come, is always
         # finished first: py-amqp, which reads for us after this loop, could not take them)
@@ -136,6 +140,10 @@ class Consuming(Acknowledgements):
                 next_frame()
                 continue
             if self._acks:
+                if more_ready is not None and len(self._acks) < self._ack_batch and \
+                        more_ready():
+                    next_frame()
+                    continue
                 # In a burst (deliveries closer together than the delay), hold the acks a
                 # moment: deliveries arriving meanwhile are then acknowledged together, with
                 # one frame. Waiting costs no latency: the poll returns as soon as a frame
