@@ -33,7 +33,7 @@ LOG = logging.getLogger(__name__)
 __all__ = ["AsyncioExecutor", "asyncio_opts"]
 
 #: Most threads making replies and acks for one server's coroutines.
-_DRIVER_CALL_THREADS = 16
+_DRIVER_CALL_THREADS = 32
 
 asyncio_opts = [
     cfg.IntOpt("executor_coroutine_limit", default=1000, min=1,
@@ -52,10 +52,12 @@ class AsyncioExecutor(Executor):
         conf.register_opts(asyncio_opts)
         self._limit: int = conf.executor_coroutine_limit
         self._threads = ThreadPoolExecutor(conf)
-        # Replies and acks: driver calls that wait for the broker (a confirm), not CPU. 16
-        # threads send 16 replies at once (thousands a second at a broker round trip of a few
-        # ms); more only add context switches: with 32, a server on a busy two-core machine
-        # spent about 20% more CPU per reply (issue 11's benchmark).
+        # Replies and acks: driver calls that wait for the broker (a confirm), not CPU; about
+        # as many threads as the AMQP drivers' send pools have connections (30 by default)
+        # keep them all busy, with less contention for the GIL than the handler pool's 64.
+        # (16 made the server ~20% cheaper per reply on issue 11's two-core benchmark, but
+        # its clients as much dearer, replies reaching them in smaller bursts; and it would
+        # halve the replies in flight to a distant broker.)
         self._driver_calls = SendPool(
             min(_DRIVER_CALL_THREADS, conf.executor_thread_pool_size), name="msgbus-driver-call")
         self._loop: asyncio.AbstractEventLoop | None = None
