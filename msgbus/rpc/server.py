@@ -86,9 +86,9 @@ class RPCServer(MessageHandlingServer):
 
     def _is_async(self, message: dict) -> bool:
         """``dispatcher.is_async(message)``, remembering the requests (method, namespace,
-        version) it was true for: finding the method again per message is a large part of a
-        server's CPU. Only true is remembered: sent to the loop by mistake, a request for a
-        plain method still runs on a thread (``dispatch_async`` does that), never the reverse."""
+        version) it was true for, so an async request's method is found once, not twice (about
+        7 us each). Only true is remembered: sent to the loop by mistake, a request for a plain
+        method still runs on a thread (``dispatch_async`` does that), never the reverse."""
         key = (message.get("method"), message.get("namespace"), message.get("version"))
         try:
             if key in self._async_requests:
