@@ -18,6 +18,7 @@ from msgbus.target import Target
 from msgbus.transport_url import TransportHost, TransportURL
 
 if TYPE_CHECKING:
+    from msgbus.executors.send_pool import SendPool
     from msgbus.rpc.reply_retry import ReplyRetrier
     from msgbus.rpc.reply_waiter import ReplyWaiter
 
@@ -62,6 +63,7 @@ class Transport:
         self._lock = threading.Lock()
         self._reply_waiter: ReplyWaiter | None = None
         self._reply_retrier: ReplyRetrier | None = None
+        self._send_pool: SendPool | None = None
         self._closed = False
         #: whether the driver takes ``deadline=`` (interface version 2 and later)
         self._deadlines = getattr(driver, "api_version", 1) >= 2
@@ -138,6 +140,20 @@ class Transport:
                                                    self.conf.reply_missing_queue_timeout)
             return self._reply_retrier
 
+    def send_pool(self) -> "SendPool":
+        """Threads that send for asyncio code (awaited calls and casts of every client on this
+        transport: a driver's send blocks until the broker confirms), made on first use and
+        shut down by :meth:`cleanup`."""
+        pool = self._send_pool
+        if pool is not None:
+            return pool
+        self._check_open("send")
+        with self._lock:
+            if self._send_pool is None:
+                from msgbus.executors.send_pool import SendPool, send_threads
+                self._send_pool = SendPool(send_threads(self.conf))
+            return self._send_pool
+
     def send_notification(self, target: Target, body: bytes, *, retry: int | None = None,
                           deadline: float | None = None) -> None:
         """Publish a notification body (``target.topic`` is ``<topic>.<priority>``)."""
@@ -170,6 +186,9 @@ class Transport:
             self._closed = True
             waiter, self._reply_waiter = self._reply_waiter, None
             retrier, self._reply_retrier = self._reply_retrier, None
+            pool, self._send_pool = self._send_pool, None
+        if pool is not None:  # sends still queued run and fail: the transport is closed
+            pool.shutdown(wait=False)
         if waiter is not None:
             waiter.close()
         if retrier is not None:

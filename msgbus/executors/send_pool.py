@@ -18,13 +18,20 @@ from typing import Any, Callable
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["SendPool", "DEFAULT_SEND_THREADS", "IDLE_SECONDS"]
+__all__ = ["SendPool", "DEFAULT_SEND_THREADS", "IDLE_SECONDS", "send_threads"]
 
 #: Threads when the transport's configuration names no ``rpc_conn_pool_size`` (the AMQP
 #: drivers' default send connections).
 DEFAULT_SEND_THREADS = 30
 #: Seconds a thread waits for work before it ends.
 IDLE_SECONDS = 2.0
+
+
+def send_threads(conf: Any) -> int:
+    """As many send threads as the AMQP drivers keep send connections (``rpc_conn_pool_size``,
+    when the configuration has it)."""
+    size = getattr(conf, "rpc_conn_pool_size", None)
+    return size if isinstance(size, int) and size > 0 else DEFAULT_SEND_THREADS
 
 
 class SendPool:

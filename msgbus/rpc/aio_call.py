@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from msgbus import envelope
 from msgbus.exceptions import MessagingTimeout
 from msgbus.executors.inbox import LoopInbox
-from msgbus.executors.send_pool import DEFAULT_SEND_THREADS, SendPool
+from msgbus.executors.send_pool import SendPool
 
 if TYPE_CHECKING:
     from msgbus.rpc.client import _Call, _CallContext
@@ -59,13 +59,6 @@ def _expire(future: asyncio.Future, ctx: "_CallContext", msg_id: str, method: st
             f"reachable?)"))
 
 
-def _send_threads(ctx: "_CallContext") -> int:
-    """As many send threads as the AMQP drivers keep send connections (``rpc_conn_pool_size``,
-    when the transport's configuration has it)."""
-    size = getattr(ctx.transport.conf, "rpc_conn_pool_size", None)
-    return size if isinstance(size, int) and size > 0 else DEFAULT_SEND_THREADS
-
-
 class AsyncCalls:
     """What a client and its ``prepare()`` copies share for awaited calls and casts: an inbox
     per loop, the send pool, and whether the transport's reply address exists yet (its setup
@@ -75,7 +68,6 @@ class AsyncCalls:
         self._inboxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._waiter: Any = None
-        self._pool: SendPool | None = None
 
     def _inbox(self, loop: asyncio.AbstractEventLoop) -> LoopInbox:
         inbox = self._inboxes.get(loop)
@@ -86,16 +78,10 @@ class AsyncCalls:
                     inbox = self._inboxes[loop] = LoopInbox(loop)
         return inbox
 
-    def _sender(self, ctx: "_CallContext") -> SendPool:
-        pool = self._pool
-        if pool is None:
-            with self._lock:
-                pool = self._pool
-                if pool is None:
-                    pool = self._pool = SendPool(_send_threads(ctx))
-                    # Its idle threads end by themselves; this ends them with the client too.
-                    weakref.finalize(self, pool.shutdown)
-        return pool
+    @staticmethod
+    def _sender(ctx: "_CallContext") -> SendPool:
+        """The transport's send pool: shared by every client on it, shut down with it."""
+        return ctx.transport.send_pool()
 
     def run(self, ctx: "_CallContext", fn: Callable[..., Any], *args: Any) -> asyncio.Future:
         """Run blocking ``fn(*args)`` (a send) on the send pool; a future of its outcome, set

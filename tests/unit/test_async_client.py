@@ -84,7 +84,7 @@ def test_awaited_sends_run_on_a_bounded_pool_of_their_own(client_and_api) -> Non
     async def main() -> None:
         casts = [asyncio.ensure_future(client.cast_async({}, "note")) for _ in range(45)]
         assert await asyncio.get_running_loop().run_in_executor(None, enough.wait, 10)
-        assert client._aio._pool.threads == 30  # every submission is made: no 31st thread
+        assert client.transport.send_pool().threads == 30  # no 31st thread
         release.set()
         await asyncio.gather(*casts)
 
@@ -136,7 +136,7 @@ def test_call_timed_out_while_waiting_for_a_send_thread_is_not_sent(client_and_a
 
     client.transport.send = slow_send  # type: ignore[method-assign]
     from msgbus.executors.send_pool import SendPool
-    client._aio._pool = SendPool(1)  # one send thread: the first call holds it
+    client.transport._send_pool = SendPool(1)  # one send thread: the first call holds it
 
     async def main() -> None:
         first = asyncio.ensure_future(client.prepare(timeout=10).call_async({}, "add", a=1, b=1))
@@ -187,8 +187,8 @@ def test_first_call_is_bounded_while_every_send_thread_is_busy(client_and_api) -
 
     client, _ = client_and_api
     release = threading.Event()
-    client._aio._pool = SendPool(1)
-    client._aio._pool.submit(release.wait, 10)
+    client.transport._send_pool = SendPool(1)
+    client.transport._send_pool.submit(release.wait, 10)
 
     async def main() -> None:
         with pytest.raises(msgbus.MessagingTimeout, match="deadline"):
@@ -200,3 +200,32 @@ def test_first_call_is_bounded_while_every_send_thread_is_busy(client_and_api) -
         asyncio.run(main())
     finally:
         release.set()
+
+
+def test_clients_of_one_transport_share_its_send_pool_which_ends_with_it() -> None:
+    """Awaited sends of every client on a transport use the transport's one send pool (a client
+    made per request costs no threads of its own); cleanup() shuts it down, and an awaited call
+    made afterwards fails with TransportClosedError instead of waiting."""
+    transport = msgbus.get_rpc_transport(url="fake://async-pool/")
+    server = msgbus.get_rpc_server(transport, msgbus.Target(topic="t", server="s"), [Api()])
+    server.start()
+    clients = [msgbus.get_rpc_client(transport, msgbus.Target(topic="t"), timeout=10)
+               for _ in range(3)]
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(c.call_async({}, "add", a=i, b=1)
+                                      for i, c in enumerate(clients)))
+
+    try:
+        assert asyncio.run(main()) == [1, 2, 3]
+        pool = transport.send_pool()
+        assert pool.threads >= 1
+    finally:
+        server.stop()
+        server.wait()
+        transport.cleanup()
+        msgbus.fake.reset()
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(print)
+    with pytest.raises(msgbus.TransportClosedError):
+        asyncio.run(clients[0].call_async({}, "add", a=1, b=1))
