@@ -129,6 +129,10 @@ class Consuming(Acknowledgements):
         # its buffer already, seen by ``buffered``) are read before the acks go out, so that one
         # frame acknowledges them all, as on the fast path.
         more_ready = None if link.fast else link.pending
+        # Public path: py-amqp's Basic.Ack holds the GIL for some 20 us; sent right after a
+        # delivery was handed over, it would hold up the thread that took it (a worker, a
+        # waiting caller). So acks always wait as in a burst (the poll lets that thread run).
+        hold_acks = not link.fast
         reader = self._reader
         # (a delivery half read by the fast path, its content frames still to come, is always
         # finished first: py-amqp, which reads for us after this loop, could not take them)
@@ -147,8 +151,9 @@ class Consuming(Acknowledgements):
                 # In a burst (deliveries closer together than the delay), hold the acks a
                 # moment: deliveries arriving meanwhile are then acknowledged together, with
                 # one frame. Waiting costs no latency: the poll returns as soon as a frame
-                # comes. Outside bursts (one call at a time) the ack goes out at once.
-                if self._burst and len(self._acks) < self._ack_batch:
+                # comes. Outside bursts (one call at a time) the fast path's ack goes out at
+                # once.
+                if (self._burst or hold_acks) and len(self._acks) < self._ack_batch:
                     events = poller.poll(_ACK_DELAY_MS)
                     if events:
                         for fd, _ in events:
