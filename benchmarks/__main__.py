@@ -49,7 +49,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "scenarios and write per-process summaries to DIR")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     parser.add_argument("--baseline", metavar="REV",
-                        help="also run each msgbus driver contender with the drivers of git "
+                        help="also run msgbus-rabbit and msgbus-pika with the drivers of git "
                              "revision REV (NAME@REV, same core, same run) and compare")
     return parser.parse_args(argv)
 

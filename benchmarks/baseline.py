@@ -50,12 +50,17 @@ def export_drivers(repo: Path, rev: str, dest: Path) -> dict[str, Path]:
             if (dest / "drivers" / folder).is_dir()}
 
 
+#: The contenders that get a twin by default: one per driver on its default path (an older
+#: revision may lack the options the other msgbus contenders set, such as ``fast_path``).
+TWINS = ("msgbus-rabbit", "msgbus-pika")
+
+
 def with_baselines(names: list[str], rev: str) -> list[str]:
-    """``names`` with ``<name>@<rev>`` after each contender whose driver can be swapped."""
+    """``names`` with ``<name>@<rev>`` after each of :data:`TWINS` among them."""
     out = []
     for name in names:
         out.append(name)
-        if name in DRIVER_OF:
+        if name in TWINS:
             out.append(f"{name}@{rev}")
     return out
 
