@@ -13,6 +13,7 @@ reply slot (a later reply is dropped).
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 import weakref
@@ -27,17 +28,6 @@ if TYPE_CHECKING:
     from msgbus.rpc.client import _Call, _CallContext
 
 __all__ = ["AsyncCalls"]
-
-
-def _relay(done: Any, future: asyncio.Future) -> None:
-    """A reply's outcome (a settled concurrent future) onto the awaiting call's future."""
-    if future.done():
-        return
-    exc = done.exception()
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(done.result())
 
 
 def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> None:
@@ -132,10 +122,10 @@ class AsyncCalls:
         future = loop.create_future()
         inbox = self._inbox(loop)
         sender = self._sender(ctx)
-        pending = waiter.register(msg_id)
+        # The reply's outcome goes straight to the loop's inbox (no concurrent future).
+        pending = waiter.register(msg_id, functools.partial(inbox.post, _settle, future))
         timer = None
         try:
-            pending.future.add_done_callback(lambda done: inbox.post(_relay, done, future))
             if deadline is not None:
                 timer = loop.call_later(max(0.0, deadline - time.monotonic()), _expire, future,
                                         ctx, msg_id, method, timeout)

@@ -23,14 +23,22 @@ from msgbus.recent_ids import RecentIds
 LOG = logging.getLogger(__name__)
 
 
+#: Called once with a call's outcome, ``(result, None)`` or ``(None, exception)``, on the
+#: thread that settled it (the driver's, or the one closing the transport).
+OnReply = Callable[[Any, "BaseException | None"], None]
+
+
 class PendingCall:
-    """An outstanding call: its future and the time of its last sign of life."""
+    """An outstanding call: its future (or its ``on_reply`` callback, which replaces the
+    future) and the time of its last sign of life."""
 
-    __slots__ = ("msg_id", "future", "last_heartbeat", "partial_result")
+    __slots__ = ("msg_id", "future", "on_reply", "last_heartbeat", "partial_result")
 
-    def __init__(self, msg_id: str) -> None:
+    def __init__(self, msg_id: str, on_reply: OnReply | None = None) -> None:
         self.msg_id = msg_id
-        self.future: concurrent.futures.Future = concurrent.futures.Future()
+        self.on_reply = on_reply
+        self.future: concurrent.futures.Future | None = (
+            concurrent.futures.Future() if on_reply is None else None)
         self.last_heartbeat = time.monotonic()
         self.partial_result: Any = None
 
@@ -91,16 +99,21 @@ class ReplyWaiter:
         self._late_overflow = False
         self.address = driver.listen_for_replies(self._on_reply, **(listen_kwargs or {}))
 
-    def register(self, msg_id: str) -> PendingCall:
-        """Start waiting for replies to ``msg_id`` (before the request is sent)."""
-        pending = PendingCall(msg_id)
+    def register(self, msg_id: str, on_reply: OnReply | None = None) -> PendingCall:
+        """Start waiting for replies to ``msg_id`` (before the request is sent).
+
+        With ``on_reply``, the call's outcome goes to that callback instead of a future
+        (an awaited call relays it to its loop: no future and lock per call); its slot is
+        freed as it is settled, and :meth:`wait` cannot be used on it."""
+        pending = PendingCall(msg_id, on_reply)
         self._pending[msg_id] = pending
         return pending
 
     def forget(self, msg_id: str) -> None:
         """Stop waiting for ``msg_id``; a reply arriving later is dropped with a log line."""
         pending = self._pending.pop(msg_id, None)
-        if pending is not None and not pending.future.done():
+        # A callback's call still registered was not settled (settling removes it).
+        if pending is not None and (pending.future is None or not pending.future.done()):
             self._expect_late(msg_id)
 
     def _expect_late(self, msg_id: str) -> None:
@@ -183,8 +196,16 @@ class ReplyWaiter:
                 pending.partial_result = result
             pending.last_heartbeat = time.monotonic()
 
-    @staticmethod
-    def _set(pending: PendingCall, result: Any = None, exc: BaseException | None = None) -> None:
+    def _set(self, pending: PendingCall, result: Any = None,
+             exc: BaseException | None = None) -> None:
+        on_reply = pending.on_reply
+        if on_reply is not None:
+            # Settled once: by whoever takes it out of the table (a reply, or forget()).
+            if self._pending.pop(pending.msg_id, None) is not pending:
+                LOG.info("dropping extra reply to message %s", pending.msg_id)
+                return
+            on_reply(result, exc)
+            return
         try:
             if exc is not None:
                 pending.future.set_exception(exc)
@@ -200,8 +221,12 @@ class ReplyWaiter:
         with self._lock:
             pending, self._pending = self._pending, {}
         for call in pending.values():
-            self._set(call, exc=MessagingTimeout(
-                f"transport closed while waiting for a reply to message ID {call.msg_id}"))
+            exc = MessagingTimeout(
+                f"transport closed while waiting for a reply to message ID {call.msg_id}")
+            if call.on_reply is not None:
+                call.on_reply(None, exc)  # taken out of the table above: settled only here
+            else:
+                self._set(call, exc=exc)
             self._expect_late(call.msg_id)
         late = self.late_replies_possible
         keep = getattr(self._driver, "keep_reply_queue", None)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+
 from msgbus.exceptions import MessagingException
+
+#: Most version pairs remembered (a server sees a handful, checked for every request).
+_COMPATIBLE_MEMORY = 1024
 
 
 def _parse(version: str) -> tuple[int, ...]:
     try:
-        parts = tuple(int(p) for p in str(version).split("."))
+        parts = tuple(int(p) for p in version.split("."))
     except ValueError:
         raise ValueError(f"invalid RPC version {version!r}: expected 'major.minor'") from None
     return parts + (0,) * (3 - len(parts))
@@ -18,6 +23,14 @@ def version_is_compatible(implemented: str, requested: str) -> bool:
 
     Same major version, and the implemented minor (then revision) is at least the requested one.
     """
+    return _compatible(str(implemented), str(requested))
+
+
+@functools.lru_cache(maxsize=_COMPATIBLE_MEMORY)
+def _compatible(implemented: str, requested: str) -> bool:
+    """:func:`version_is_compatible` on strings, remembered: every request is checked against
+    each endpoint's version, and parsing both costs more than the rest of the lookup.
+    (An invalid version raises ValueError each time: exceptions are not remembered.)"""
     imp, req = _parse(implemented), _parse(requested)
     if imp[0] != req[0]:
         return False
