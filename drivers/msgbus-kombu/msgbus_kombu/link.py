@@ -4,7 +4,7 @@ A link is used by a single thread at a time (a publisher slot or a consumer thre
 fast path (:mod:`msgbus_kombu.frames`) it reads frames through a
 :class:`~msgbus_kombu.frames.FrameReader` (plain TCP) and hands each to its owner's hook
 (:attr:`Link.hook`) or to py-amqp, and writes ready-made frames; without it, it reads with
-py-amqp's ``drain_events``, publishes with ``basic_publish`` and settles with
+py-amqp's ``blocking_read``, publishes with ``basic_publish`` and settles with
 ``basic_ack``/``basic_reject``. It remembers what it declared, and bounds
 every blocking exchange made under :meth:`Link.bounded` by a deadline as well as by the I/O
 timeout. Opening links (hosts, failover, the bounded handshake) is :mod:`msgbus_kombu.connection`.
