@@ -174,6 +174,27 @@ class TestBrokerDown:
                 proxy.resume()
         assert took <= 2 + SLACK, f"the call took {took:.2f}s"
 
+    def test_a_large_call_to_a_broker_that_stops_reading_ends_by_its_deadline(
+            self, closer: Closer) -> None:
+        """A broker that stops reading (as under a memory alarm) stalls a large publish once
+        the sockets' buffers are full (64 MiB: more than both buffer here); the call still ends
+        by its deadline, not by the much longer I/O timeout."""
+        topic = unique("dl-write")
+        closer.server(closer.transport(), topic, [Echo()])
+        with TcpProxy(PORT) as proxy:
+            client = msgbus.get_rpc_client(closer.transport(url=proxy.url),
+                                           msgbus.Target(topic=topic), timeout=2)
+            assert client.call({}, "echo", value="warm") == "warm"
+            proxy.pause()
+            try:
+                start = time.monotonic()
+                with pytest.raises(msgbus.MessagingTimeout):
+                    client.call({}, "echo", value="x" * (64 * 1024 * 1024))
+                took = time.monotonic() - start
+            finally:
+                proxy.resume()
+        assert took <= 2 + SLACK, f"the call took {took:.2f}s"
+
     @pytest.mark.parametrize("how", ["refused", "stalled"])
     @pytest.mark.parametrize("kind", ["listen", "listen_for_notifications", "listen_for_replies"])
     def test_listen_fails_by_its_deadline(self, closer: Closer, how: str, kind: str) -> None:

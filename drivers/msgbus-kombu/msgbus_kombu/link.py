@@ -162,12 +162,13 @@ class Link:
         if deadline is None:
             yield
             return
+        previous = self.sock.gettimeout()  # an enclosing bounded() keeps its bound afterwards
         self.sock.settimeout(self._timeout_until(deadline))
         try:
             yield
         finally:
             if not self.closed:
-                self.sock.settimeout(self.io_timeout)
+                self.sock.settimeout(previous)
 
 
     # reading

@@ -285,21 +285,25 @@ class PublishSlot:
             self.last_used = time.monotonic()
             self._collect_confirms(link)
             return
-        tag = self._write(link, exchange, routing_key, body, properties, mandatory or hold,
-                          deadline)
-        self._unconfirmed[tag] = None
-        io_timeout = link.io_timeout
-        while tag in self._unconfirmed:
-            wait = io_timeout
-            if deadline is not None:
-                wait = min(wait, deadline - time.monotonic())
-            if not link.wait_readable(wait):
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError("no publisher confirm before the deadline")
-                # Silent for the whole I/O timeout: taken as dead, so the send (within its
-                # deadline) goes out again on a new connection rather than waiting on this one.
-                raise TimeoutError(f"no publisher confirm within {io_timeout:g}s")
-            link.read_frame()
+        # The write and every read up to the confirm end by the deadline too: a broker that
+        # stops reading (a memory alarm) or stalls in the middle of a frame cannot hold the
+        # send past it (the link is then given up, as after any I/O error).
+        with link.bounded(deadline):
+            tag = self._write(link, exchange, routing_key, body, properties,
+                              mandatory or hold, deadline)
+            self._unconfirmed[tag] = None
+            io_timeout = link.io_timeout
+            while tag in self._unconfirmed:
+                wait = io_timeout
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                if not link.wait_readable(wait):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise TimeoutError("no publisher confirm before the deadline")
+                    # Silent for the whole I/O timeout: taken as dead, so the send (within its
+                    # deadline) goes out again on a new connection rather than waiting here.
+                    raise TimeoutError(f"no publisher confirm within {io_timeout:g}s")
+                link.read_frame()
         self.last_used = now = time.monotonic()
         if tag in self._nacked:
             self._nacked.discard(tag)
