@@ -12,8 +12,9 @@ one module that builds frames itself or reaches into py-amqp's transport
 It is used only with the py-amqp and kombu releases it was verified against (:data:`VERIFIED`,
 checked at import: :data:`VERSIONS_OK`, logged once when they do not match) and while the
 ``fast_path`` option is on; otherwise the driver uses py-amqp's public API alone
-(``basic_publish``, ``Connection.blocking_read``, ``basic_ack``/``basic_reject``). Unit tests compare what
-this module writes and reads with py-amqp's own frame writer and reader, byte for byte.
+(``basic_publish``, ``Connection.blocking_read``, ``basic_ack``/``basic_reject``). Unit tests
+compare what this module writes and reads with py-amqp's own frame writer and reader, byte for
+byte.
 """
 
 from __future__ import annotations
