@@ -43,6 +43,15 @@ class PendingCall:
         self.partial_result: Any = None
 
 
+def _future_of(pending: PendingCall) -> concurrent.futures.Future:
+    """The future of a call registered without ``on_reply`` (TypeError for one with)."""
+    future = pending.future
+    if future is None:
+        raise TypeError(f"the call {pending.msg_id} reports to its on_reply callback: it has "
+                        f"no future to wait for")
+    return future
+
+
 class _CallClock:
     """The deadlines of one call: the overall one and the call monitor's."""
 
@@ -133,11 +142,12 @@ class ReplyWaiter:
              call_monitor_timeout: float | None, what: Callable[[], str] = str) -> Any:
         """Block until the reply, raising the remote failure or MessagingTimeout at
         ``deadline`` (monotonic); ``what()`` describes the call for that message."""
+        future = _future_of(pending)
         try:
             clock = _CallClock(pending, deadline, call_monitor_timeout, what)
             while True:
                 try:
-                    return pending.future.result(clock.next_wait())
+                    return future.result(clock.next_wait())
                 except concurrent.futures.TimeoutError:
                     continue
         finally:
@@ -147,9 +157,10 @@ class ReplyWaiter:
                          call_monitor_timeout: float | None,
                          what: Callable[[], str] = str) -> Any:
         """Await the reply without blocking the event loop; same outcomes as :meth:`wait`."""
+        waited = _future_of(pending)
         try:
             clock = _CallClock(pending, deadline, call_monitor_timeout, what)
-            future = asyncio.wrap_future(pending.future)
+            future = asyncio.wrap_future(waited)
             while True:
                 try:
                     return await asyncio.wait_for(asyncio.shield(future), clock.next_wait())
@@ -206,11 +217,12 @@ class ReplyWaiter:
                 return
             on_reply(result, exc)
             return
+        future = _future_of(pending)
         try:
             if exc is not None:
-                pending.future.set_exception(exc)
+                future.set_exception(exc)
             else:
-                pending.future.set_result(result)
+                future.set_result(result)
         except concurrent.futures.InvalidStateError:
             LOG.info("dropping extra reply to message %s", pending.msg_id)
 
