@@ -13,6 +13,7 @@ NAMES: tuple[tuple[str, str], ...] = (
     ("msgbus-pika", "rabbit"),
     ("oslo-rabbit", "rabbit"),
     ("raw-pika", "rabbit"),
+    ("raw-kombu", "rabbit"),
     ("msgbus-async-rabbit", "rabbit"),
     ("faststream-rabbit", "rabbit"),
     ("aiopika-rabbit", "rabbit"),
@@ -37,6 +38,9 @@ def get(name: str) -> Contender:
 
     if name == "raw-pika":
         return RawPikaContender()
+    if name == "raw-kombu":
+        from benchmarks.contenders.raw_kombu import RawKombuContender
+        return RawKombuContender()
     if name == "msgbus-rabbit-public":
         from benchmarks.contenders.msgbus_kombu_public import MsgbusKombuPublicContender
         return MsgbusKombuPublicContender()

@@ -1,0 +1,215 @@
+"""Hand-written request/reply on kombu with publisher confirms: what py-amqp's public API costs.
+
+The floor for msgbus-kombu's reference path (``msgbus-rabbit-public``): kombu connections on
+py-amqp, every publish confirmed (``confirm_publish``, as oslo.messaging and msgbus publish),
+requests acknowledged after their reply, no envelope, no JSON. The AMQP ``type`` property names
+the method, a reply goes to the caller's exclusive reply queue with the request's correlation
+id. Every client thread has its own connection; the server is one thread that consumes on one
+connection and replies on another (a confirm wait inside a delivery callback would nest).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.contenders.base import (CALL_TIMEOUT, COUNT_TIMEOUT, Contender, Session,
+                                        rabbit_url)
+
+PREFETCH = 64
+#: Properties of every message: raw bytes, no serializer.
+_RAW = {"content_type": "application/octet-stream", "content_encoding": "binary"}
+
+
+def _connection() -> Any:
+    import kombu
+    return kombu.Connection(rabbit_url("amqp"), transport_options={"confirm_publish": True})
+
+
+class _Caller:
+    """One connection: a confirming producer and an exclusive reply queue; one thread only."""
+
+    def __init__(self) -> None:
+        import kombu
+        self.connection = _connection()
+        self.producer = kombu.Producer(self.connection.channel())
+        self.reply_queue = f"raw-kombu-reply-{uuid.uuid4().hex}"
+        queue = kombu.Queue(self.reply_queue, exclusive=True, auto_delete=True)
+        self._replies: dict[str, bytes] = {}
+        self._consumer = kombu.Consumer(self.connection.channel(), queues=[queue], no_ack=True,
+                                        on_message=self._on_reply)
+        self._consumer.consume()
+
+    def _on_reply(self, message: Any) -> None:
+        self._replies[message.properties["correlation_id"]] = message.body
+
+    def publish(self, routing_key: str, kind: str, body: bytes, exchange: str = "",
+                reply: bool = False) -> str:
+        correlation = uuid.uuid4().hex
+        self.producer.publish(body, exchange=exchange, routing_key=routing_key, type=kind,
+                              correlation_id=correlation,
+                              reply_to=self.reply_queue if reply else None, **_RAW)
+        return correlation
+
+    def call(self, routing_key: str, kind: str, body: bytes,
+             timeout: float = CALL_TIMEOUT) -> bytes:
+        correlation = self.publish(routing_key, kind, body, reply=True)
+        deadline = time.monotonic() + timeout
+        while correlation not in self._replies:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no reply to {kind} on {routing_key} in {timeout}s")
+            try:
+                self.connection.drain_events(timeout=remaining)
+            except TimeoutError:
+                pass
+        return self._replies.pop(correlation)
+
+    def close(self) -> None:
+        self.connection.release()
+
+
+class RawKombuSession(Session):
+    """A connection per calling thread, all closed with the session."""
+
+    def __init__(self, topic: str) -> None:
+        self._topic = topic
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._callers: list[_Caller] = []
+
+    def _caller(self) -> _Caller:
+        caller = getattr(self._local, "caller", None)
+        if caller is None:
+            caller = _Caller()
+            self._local.caller = caller
+            with self._lock:
+                self._callers.append(caller)
+        return caller
+
+    def payload(self, size: int) -> bytes:
+        return b"x" * size
+
+    def echo(self, payload: Any) -> Any:
+        return self._caller().call(self._topic, "echo", payload)
+
+    def tick(self) -> None:
+        self._caller().publish(self._topic, "tick", b"")
+
+    def fanout_tick(self) -> None:
+        self._caller().publish("", "tick", b"", exchange=f"{self._topic}_fanout")
+
+    def wait_count(self, n: int, server: str | None = None) -> int:
+        key = f"{self._topic}.{server}" if server else self._topic
+        return int(self._caller().call(key, "wait_count", str(n).encode(),
+                                       timeout=COUNT_TIMEOUT + CALL_TIMEOUT))
+
+    def close(self) -> None:
+        with self._lock:
+            callers, self._callers = self._callers, []
+        for caller in callers:
+            caller.close()
+
+
+class _RawServer:
+    """Echo, count, and deferred answers to ``wait_count``; replies confirmed, then the ack."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+        self._count = 0
+        self.inbox: list[Any] = []
+        # wait_count requests not satisfied yet: (n, reply_to, correlation_id, deadline)
+        self._waiting: list[tuple[int, str, str, float]] = []
+
+    def _reply(self, reply_to: str, correlation: str, body: bytes) -> None:
+        self._producer.publish(body, exchange="", routing_key=reply_to,
+                               correlation_id=correlation, **_RAW)
+
+    def answer_waiters(self) -> None:
+        now = time.monotonic()
+        keep = []
+        for n, reply_to, correlation, deadline in self._waiting:
+            if self._count >= n or now >= deadline:
+                self._reply(reply_to, correlation, str(self._count).encode())
+            else:
+                keep.append((n, reply_to, correlation, deadline))
+        self._waiting = keep
+
+    def handle(self, message: Any) -> None:
+        props = message.properties
+        kind = props.get("type")
+        if kind == "echo":
+            self._reply(props["reply_to"], props["correlation_id"], message.body)
+        elif kind == "tick":
+            self._count += 1
+            if self._waiting:
+                self.answer_waiters()
+        elif kind == "wait_count":
+            self._waiting.append((int(message.body), props["reply_to"],
+                                  props["correlation_id"], time.monotonic() + COUNT_TIMEOUT))
+            self.answer_waiters()
+        message.ack()
+
+
+class RawKombuContender(Contender):
+    """Plain kombu request/reply with publisher confirms, no framework."""
+
+    name = "raw-kombu"
+    group = "rabbit"
+
+    def unavailable(self) -> str | None:
+        try:
+            import kombu  # noqa: F401
+        except ImportError as exc:
+            return str(exc)
+        return None
+
+    def open_session(self, topic: str) -> Session:
+        return RawKombuSession(topic)
+
+    def serve(self, topic: str, server: str, ready: Callable[[], None],
+              stop: threading.Event) -> None:
+        import kombu
+        consuming, replying = _connection(), _connection()
+        try:
+            channel = consuming.channel()
+            channel.basic_qos(0, PREFETCH, False)
+            fanout = kombu.Exchange(f"{topic}_fanout", "fanout", auto_delete=True)
+            queues = [kombu.Queue(topic), kombu.Queue(f"{topic}.{server}"),
+                      kombu.Queue(f"raw-kombu-fanout-{uuid.uuid4().hex}", fanout,
+                                  exclusive=True, auto_delete=True)]
+            handler = _RawServer(kombu.Producer(replying.channel()))
+            consumer = kombu.Consumer(channel, queues=queues, on_message=handler.inbox.append)
+            consumer.consume()
+            ready()
+            while not stop.is_set():
+                try:
+                    consuming.drain_events(timeout=0.1)
+                except TimeoutError:
+                    handler.answer_waiters()  # deadlines of waits no cast will satisfy
+                    continue
+                inbox, handler.inbox[:] = list(handler.inbox), []
+                for message in inbox:
+                    handler.handle(message)
+        finally:
+            consuming.release()
+            replying.release()
+
+    def first_call_seconds(self, topic: str) -> float:
+        start = time.perf_counter()
+        caller = _Caller()
+        try:
+            caller.call(topic, "echo", b"x")
+            return time.perf_counter() - start
+        finally:
+            caller.close()
+
+    def leftover_queues(self, topic: str, servers: list[str]) -> list[str]:
+        return [topic] + [f"{topic}.{server}" for server in servers]
+
+    def versions(self) -> dict[str, str]:
+        return {name: importlib.metadata.version(name) for name in ("kombu", "amqp")}
