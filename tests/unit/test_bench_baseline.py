@@ -49,3 +49,22 @@ def test_export_takes_the_driver_packages_of_the_revision(tmp_path: pathlib.Path
     drivers = baseline.export_drivers(ROOT, head, tmp_path)
     assert (drivers["msgbus-kombu"] / "msgbus_kombu" / "driver.py").is_file()
     assert (drivers["msgbus-pika"] / "msgbus_pika" / "driver.py").is_file()
+
+
+def test_public_path_is_judged_by_issue_9s_targets_only() -> None:
+    """msgbus-rabbit-public gets its own targets (2.5x oslo sequential, 3x at 8 threads) and a
+    ratio against raw kombu; the default paths' targets are not applied to it."""
+    results = {
+        "msgbus-rabbit-public": _result("msgbus-rabbit-public", {"seq_calls_per_s": 1000.0,
+                                                                 "conc8_calls_per_s": 1300.0}),
+        "oslo-rabbit": _result("oslo-rabbit", {"seq_calls_per_s": 500.0,
+                                               "conc8_calls_per_s": 650.0}),
+        "raw-kombu": _result("raw-kombu", {"seq_calls_per_s": 1100.0}),
+    }
+    text = report.render(results)
+    assert ("msgbus-rabbit-public: sequential calls/s vs oslo-rabbit: 2x, target >=2.5x: "
+            "**MISSED**") in text
+    assert "msgbus-rabbit-public: calls/s, 8 client threads vs oslo-rabbit: 2x, target >=3x" \
+        in text
+    assert "target >=2x" not in text and "vs raw-pika" not in text
+    assert "| sequential calls/s | 2x (>=2.5x MISS) | 0.909x |" in text
