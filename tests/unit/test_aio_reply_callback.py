@@ -111,3 +111,52 @@ def test_the_future_path_is_unchanged(waiter_and_driver: tuple[ReplyWaiter, Fake
     driver.on_reply(reply("m1", result=3, failure=None, ending=True))
     assert waiter.wait(pending, None, None) == 3
     assert not waiter.late_replies_possible
+
+
+def test_a_cancelled_awaited_call_frees_its_slot_and_its_reply_is_dropped() -> None:
+    import asyncio
+    import threading
+
+    import msgbus
+    import msgbus.fake
+
+    release = threading.Event()
+    answered = threading.Event()
+
+    class Slow:
+        def wait(self, ctxt: Any) -> str:
+            release.wait(10)
+            answered.set()
+            return "late"
+
+    transport = msgbus.get_rpc_transport(url="fake://aio-reply-callback/")
+    server = msgbus.get_rpc_server(transport, msgbus.Target(topic="t", server="s"), [Slow()])
+    server.start()
+    try:
+        client = msgbus.get_rpc_client(transport, msgbus.Target(topic="t"), timeout=10)
+
+        async def main() -> None:
+            task = asyncio.ensure_future(client.call_async({}, "wait"))
+            while not transport.reply_waiter()._pending:  # registered once the call is made
+                await asyncio.sleep(0.005)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        waiter = transport.reply_waiter()
+        assert not waiter._pending and waiter.late_replies_possible
+        release.set()
+        assert answered.wait(10)
+        idle = threading.Event()  # never set: a bounded pause between looks
+        for _ in range(1000):  # the dropped reply leaves no event to wait on: 10 s at most
+            if not waiter.late_replies_possible:
+                break
+            idle.wait(0.01)
+        assert not waiter.late_replies_possible
+    finally:
+        release.set()
+        server.stop()
+        server.wait()
+        transport.cleanup()
+        msgbus.fake.reset()
