@@ -1,4 +1,5 @@
-"""Reply correlation: one reply address per transport, one future per outstanding call.
+"""Reply correlation: one reply address per transport, one future (an awaited call: a
+callback onto its loop) per outstanding call.
 
 The driver delivers every reply to :meth:`ReplyWaiter._on_reply`; the waiter wakes exactly the
 caller whose message id the reply carries. Callers never share a lock for the length of a call:
