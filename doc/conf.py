@@ -56,8 +56,9 @@ nitpick_ignore_regex = [
                r"collections|socket|ssl|pytest|_pytest|fixtures|types|subprocess|pathlib|"
                r"contextlib|datetime|uuid|queue|time)(\..*)?"),
     # internals named in signatures: private helpers and type variables
-    (r"py:class", r"(.*\._\w+|msgbus\..*\.[A-Z]|ReplyWaiter|ReplyRetrier|"
-                  r"msgbus\.rpc\.reply_waiter\..*|msgbus\.rpc\.reply_retry\..*)"),
+    (r"py:class", r"(.*\._\w+|msgbus\..*\.[A-Z]|ReplyWaiter|ReplyRetrier|SendPool|"
+                  r"msgbus\.rpc\.reply_waiter\..*|msgbus\.rpc\.reply_retry\..*|"
+                  r"msgbus\.executors\.send_pool\..*)"),
     (r"py:class", r"(Any|Callable|Iterable|Iterator|Mapping|Sequence|Protocol|ClassVar|Self|"
                   r"V|T|P|R|TypeVar|NoneType|ellipsis|Enum|str|int|float|bool|bytes|dict|list|"
                   r"tuple|set|frozenset|object|type|Exception|BaseException|ValueError|"
