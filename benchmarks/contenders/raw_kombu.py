@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.contenders.per_thread import PerThreadSession
 from benchmarks.contenders.base import (CALL_TIMEOUT, COUNT_TIMEOUT, Contender, Session,
                                         rabbit_url)
 
@@ -73,48 +74,6 @@ class _Caller:
         self.connection.release()
 
 
-class RawKombuSession(Session):
-    """A connection per calling thread, all closed with the session."""
-
-    def __init__(self, topic: str) -> None:
-        self._topic = topic
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._callers: list[_Caller] = []
-
-    def _caller(self) -> _Caller:
-        caller = getattr(self._local, "caller", None)
-        if caller is None:
-            caller = _Caller()
-            self._local.caller = caller
-            with self._lock:
-                self._callers.append(caller)
-        return caller
-
-    def payload(self, size: int) -> bytes:
-        return b"x" * size
-
-    def echo(self, payload: Any) -> Any:
-        return self._caller().call(self._topic, "echo", payload)
-
-    def tick(self) -> None:
-        self._caller().publish(self._topic, "tick", b"")
-
-    def fanout_tick(self) -> None:
-        self._caller().publish("", "tick", b"", exchange=f"{self._topic}_fanout")
-
-    def wait_count(self, n: int, server: str | None = None) -> int:
-        key = f"{self._topic}.{server}" if server else self._topic
-        return int(self._caller().call(key, "wait_count", str(n).encode(),
-                                       timeout=COUNT_TIMEOUT + CALL_TIMEOUT))
-
-    def close(self) -> None:
-        with self._lock:
-            callers, self._callers = self._callers, []
-        for caller in callers:
-            caller.close()
-
-
 class _RawServer:
     """Echo, count, and deferred answers to ``wait_count``; replies confirmed, then the ack."""
 
@@ -169,7 +128,7 @@ class RawKombuContender(Contender):
         return None
 
     def open_session(self, topic: str) -> Session:
-        return RawKombuSession(topic)
+        return PerThreadSession(topic, _Caller)
 
     def serve(self, topic: str, server: str, ready: Callable[[], None],
               stop: threading.Event) -> None:

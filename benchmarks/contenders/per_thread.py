@@ -1,0 +1,68 @@
+"""A client session with one connection per calling thread: the hand-written contenders'.
+
+Hand-written clients (raw pika, raw kombu) use connections that are not thread-safe, so each
+calling thread gets its own :class:`Caller`; the session closes them all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from benchmarks.contenders.base import CALL_TIMEOUT, COUNT_TIMEOUT, Session
+
+
+class Caller(Protocol):
+    """One connection with its reply queue, used by one thread."""
+
+    def publish(self, routing_key: str, kind: str, body: bytes, exchange: str = "",
+                reply: bool = False) -> str: ...
+
+    def call(self, routing_key: str, kind: str, body: bytes,
+             timeout: float = CALL_TIMEOUT) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class PerThreadSession(Session):
+    """Calls ``make_caller()`` once per calling thread; every caller is closed with it."""
+
+    def __init__(self, topic: str, make_caller: Callable[[], Caller]) -> None:
+        self._topic = topic
+        self._make_caller = make_caller
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._callers: list[Caller] = []
+
+    def _caller(self) -> Caller:
+        caller = getattr(self._local, "caller", None)
+        if caller is None:
+            caller = self._make_caller()
+            self._local.caller = caller
+            with self._lock:
+                self._callers.append(caller)
+        return caller
+
+    def payload(self, size: int) -> bytes:
+        return b"x" * size
+
+    def echo(self, payload: Any) -> Any:
+        return self._caller().call(self._topic, "echo", payload)
+
+    def tick(self) -> None:
+        self._caller().publish(self._topic, "tick", b"")
+
+    def fanout_tick(self) -> None:
+        self._caller().publish("", "tick", b"", exchange=f"{self._topic}_fanout")
+
+    def wait_count(self, n: int, server: str | None = None) -> int:
+        key = f"{self._topic}.{server}" if server else self._topic
+        return int(self._caller().call(key, "wait_count", str(n).encode(),
+                                       timeout=COUNT_TIMEOUT + CALL_TIMEOUT))
+
+    def close(self) -> None:
+        with self._lock:
+            callers, self._callers = self._callers, []
+        for caller in callers:
+            caller.close()
