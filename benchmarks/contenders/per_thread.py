@@ -6,11 +6,13 @@ calling thread gets its own :class:`Caller`; the session closes them all.
 
 from __future__ import annotations
 
+import importlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from benchmarks.contenders.base import CALL_TIMEOUT, COUNT_TIMEOUT, Session
+from benchmarks.contenders.base import CALL_TIMEOUT, COUNT_TIMEOUT, Contender, Session
 
 
 class Caller(Protocol):
@@ -65,4 +67,35 @@ class PerThreadSession(Session):
         with self._lock:
             callers, self._callers = self._callers, []
         for caller in callers:
+            caller.close()
+
+
+class HandWrittenContender(Contender):
+    """A hand-written client on one library: a :class:`PerThreadSession` of ``make_caller``
+    callers; the first call is timed on a new caller (a new connection)."""
+
+    group = "rabbit"
+    #: The library module whose import tells whether it is installed.
+    module: str
+
+    def make_caller(self) -> Caller:
+        raise NotImplementedError
+
+    def unavailable(self) -> str | None:
+        try:
+            importlib.import_module(self.module)
+        except ImportError as exc:
+            return str(exc)
+        return None
+
+    def open_session(self, topic: str) -> Session:
+        return PerThreadSession(topic, self.make_caller)
+
+    def first_call_seconds(self, topic: str) -> float:
+        start = time.perf_counter()
+        caller = self.make_caller()
+        try:
+            caller.call(topic, "echo", b"x")
+            return time.perf_counter() - start
+        finally:
             caller.close()

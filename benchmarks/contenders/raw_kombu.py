@@ -17,9 +17,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.contenders.per_thread import PerThreadSession
-from benchmarks.contenders.base import (CALL_TIMEOUT, COUNT_TIMEOUT, Contender, Session,
-                                        rabbit_url)
+from benchmarks.contenders.per_thread import HandWrittenContender
+from benchmarks.contenders.base import (CALL_TIMEOUT, COUNT_TIMEOUT, rabbit_url)
 
 PREFETCH = 64
 #: Properties of every message: raw bytes, no serializer.
@@ -114,21 +113,14 @@ class _RawServer:
         message.ack()
 
 
-class RawKombuContender(Contender):
+class RawKombuContender(HandWrittenContender):
     """Plain kombu request/reply with publisher confirms, no framework."""
 
     name = "raw-kombu"
-    group = "rabbit"
+    module = "kombu"
 
-    def unavailable(self) -> str | None:
-        try:
-            import kombu  # noqa: F401
-        except ImportError as exc:
-            return str(exc)
-        return None
-
-    def open_session(self, topic: str) -> Session:
-        return PerThreadSession(topic, _Caller)
+    def make_caller(self) -> _Caller:
+        return _Caller()
 
     def serve(self, topic: str, server: str, ready: Callable[[], None],
               stop: threading.Event) -> None:
@@ -157,18 +149,6 @@ class RawKombuContender(Contender):
         finally:
             consuming.release()
             replying.release()
-
-    def first_call_seconds(self, topic: str) -> float:
-        start = time.perf_counter()
-        caller = _Caller()
-        try:
-            caller.call(topic, "echo", b"x")
-            return time.perf_counter() - start
-        finally:
-            caller.close()
-
-    def leftover_queues(self, topic: str, servers: list[str]) -> list[str]:
-        return [topic] + [f"{topic}.{server}" for server in servers]
 
     def versions(self) -> dict[str, str]:
         return {name: importlib.metadata.version(name) for name in ("kombu", "amqp")}

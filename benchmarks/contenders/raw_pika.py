@@ -15,14 +15,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.contenders.per_thread import PerThreadSession
+from benchmarks.contenders.per_thread import HandWrittenContender
 from benchmarks.contenders.base import (
     CALL_TIMEOUT,
     COUNT_TIMEOUT,
     RABBIT_HOST,
     RABBIT_PORT,
-    Contender,
-    Session,
 )
 
 PREFETCH = 64
@@ -116,21 +114,14 @@ class _RawServer:
         channel.basic_ack(method.delivery_tag)
 
 
-class RawPikaContender(Contender):
+class RawPikaContender(HandWrittenContender):
     """Plain pika request/reply, no framework."""
 
     name = "raw-pika"
-    group = "rabbit"
+    module = "pika"
 
-    def unavailable(self) -> str | None:
-        try:
-            import pika  # noqa: F401
-        except ImportError as exc:
-            return str(exc)
-        return None
-
-    def open_session(self, topic: str) -> Session:
-        return PerThreadSession(topic, _Caller)
+    def make_caller(self) -> _Caller:
+        return _Caller()
 
     def serve(self, topic: str, server: str, ready: Callable[[], None],
               stop: threading.Event) -> None:
@@ -160,15 +151,6 @@ class RawPikaContender(Contender):
         finally:
             if connection.is_open:
                 connection.close()
-
-    def first_call_seconds(self, topic: str) -> float:
-        start = time.perf_counter()
-        caller = _Caller()
-        try:
-            caller.call(topic, "echo", b"x")
-            return time.perf_counter() - start
-        finally:
-            caller.close()
 
     def versions(self) -> dict[str, str]:
         return {"pika": importlib.metadata.version("pika")}
