@@ -103,7 +103,10 @@ class MessageHandlingServer:
         executor = self._executor
         if executor is None:
             raise MessagingServerError("server is not running: message not handled")
-        executor.submit(fn, executor, *args)
+        # The asyncio executor takes a known coroutine function without inspecting it (a hot
+        # path); any other coroutine-running executor through its submit().
+        submit = getattr(executor, "submit_coroutine", executor.submit)
+        submit(fn, executor, *args)
 
     def stop(self) -> None:
         """Stop consuming; messages already received are still handled (see :meth:`wait`)."""

@@ -8,9 +8,8 @@ from typing import Any, Sequence
 from msgbus import envelope, failures
 from msgbus.driver.base import IncomingMessage, Listener
 from msgbus.exceptions import (ExpectedException, MessageDeliveryFailure,
-                               MessageSerializationError, MessageUndeliverable,
-                               MessagingServerError, NoSuchMethod, RPCDispatcherError,
-                               UnsupportedVersion)
+                               MessageSerializationError, MessageUndeliverable, NoSuchMethod,
+                               RPCDispatcherError, UnsupportedVersion)
 from msgbus.executors.base import Executor
 from msgbus.recent_ids import RecentIds
 from msgbus.rpc.dispatcher import (RPCAccessPolicyBase, RPCDispatcher, expected_exceptions,
@@ -75,12 +74,7 @@ class RPCServer(MessageHandlingServer):
             LOG.warning("RPC server %s dropped duplicate message %s", self.target, unique_id)
             return
         if self._async_endpoints and self._is_async(message):
-            executor = self._executor
-            if executor is None:
-                raise MessagingServerError("server is not running: message not handled")
-            # The asyncio executor's hot path; any other coroutine-running executor: submit.
-            submit = getattr(executor, "submit_coroutine", executor.submit)
-            submit(self._process_async, executor, message)
+            self._submit_async(self._process_async, message)
         else:
             self._submit(self._process, message)
 
