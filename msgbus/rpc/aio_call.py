@@ -1,9 +1,10 @@
 """Awaited RPC calls: one future per call, one loop wake-up per burst of replies.
 
 A call made with ``call_async`` is serialized in the caller's task, registered with the
-transport's reply waiter, and sent from the client's :class:`~msgbus.executors.send_pool.SendPool`
-(drivers block while the broker confirms; the pool has as many threads as the drivers have send
-connections, and a send that succeeds wakes nobody). Its reply, handed over by the driver's
+transport's reply waiter, and sent from the transport's
+:class:`~msgbus.executors.send_pool.SendPool` (drivers block while the broker confirms; the pool
+has as many threads as the drivers have send connections, and a send that succeeds wakes
+nobody). Its reply, handed over by the driver's
 thread, reaches the caller's future through a :class:`LoopInbox`, which wakes the loop once for
 all the replies that arrived since it last ran. A timer on the loop ends the call at its
 deadline, whatever the send is doing; cancelling the awaiting task, like a timeout, frees the
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Callable
 from msgbus import envelope
 from msgbus.exceptions import MessagingTimeout
 from msgbus.executors.inbox import LoopInbox
-from msgbus.executors.send_pool import SendPool
 # A cycle, resolved at import: msgbus.rpc imports its client module first, which imports this
 # one; the client's names are looked up when a call is made (an import per call cost ~1 us).
 from msgbus.rpc import client as _client
@@ -54,8 +54,8 @@ def _expire(future: asyncio.Future, ctx: "_CallContext", msg_id: str, method: st
 
 class AsyncCalls:
     """What a client and its ``prepare()`` copies share for awaited calls and casts: an inbox
-    per loop, the send pool, and whether the transport's reply address exists yet (its setup
-    may wait on the broker, so the first call makes it off the loop)."""
+    per loop, and whether the transport's reply address exists yet (its setup may wait on the
+    broker, so the first call makes it off the loop). Sends go to the transport's send pool."""
 
     def __init__(self) -> None:
         self._inboxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -70,11 +70,6 @@ class AsyncCalls:
                 if inbox is None:
                     inbox = self._inboxes[loop] = LoopInbox(loop)
         return inbox
-
-    @staticmethod
-    def _sender(ctx: "_CallContext") -> SendPool:
-        """The transport's send pool: shared by every client on it, shut down with it."""
-        return ctx.transport.send_pool()
 
     def run(self, ctx: "_CallContext", fn: Callable[..., Any], *args: Any) -> asyncio.Future:
         """Run blocking ``fn(*args)`` (a send) on the send pool; a future of its outcome, set
@@ -91,7 +86,7 @@ class AsyncCalls:
             else:
                 inbox.post(_settle, future, result, None)
 
-        self._sender(ctx).submit(run)
+        ctx.transport.send_pool().submit(run)
         return future
 
     async def _reply_waiter(self, ctx: "_CallContext", deadline: float | None) -> Any:
@@ -124,7 +119,7 @@ class AsyncCalls:
         body = envelope.encode(msg)
         future = loop.create_future()
         inbox = self._inbox(loop)
-        sender = self._sender(ctx)
+        sender = ctx.transport.send_pool()
         # The reply's outcome goes straight to the loop's inbox (no concurrent future).
         pending = waiter.register(msg_id, functools.partial(inbox.post, _settle, future))
         timer = None

@@ -254,7 +254,7 @@ class _CallContext:
         """:meth:`call` for asyncio: same options and outcomes, without blocking the loop.
 
         The arguments and context are serialized in the caller's task (its ``contextvars``
-        are visible to the serializer); the send runs on the client's send threads and the
+        are visible to the serializer); the send runs on the transport's send threads and the
         wait is a future, so many calls in flight need no thread each. Cancelling the awaiting
         task frees the call's reply slot: a reply arriving later is dropped.
         """
