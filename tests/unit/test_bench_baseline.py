@@ -42,6 +42,35 @@ def test_table_flags_only_rows_more_than_five_percent_worse() -> None:
     assert "msgbus-rabbit@abc1234" in text.split("### Ratios")[0]  # its own column too
 
 
+def test_repeated_runs_show_their_spread_beside_each_ratio() -> None:
+    """With --repeat, each row shows how far the runs of one contender landed apart, and a
+    flagged row whose shortfall is smaller than that is marked as within it."""
+    def runs(name: str, *values: tuple[float, float]) -> dict:
+        return report.best_of([_result(name, {"seq_calls_per_s": seq, "casts_per_s": casts})
+                               for seq, casts in values])
+
+    assert report.spread([900.0, 1000.0]) == 0.1
+    results = {
+        "msgbus-rabbit": runs("msgbus-rabbit", (850.0, 800.0), (800.0, 790.0)),
+        "msgbus-rabbit@abc1234": runs("msgbus-rabbit@abc1234", (1000.0, 1000.0),
+                                      (990.0, 995.0)),
+    }
+    assert results["msgbus-rabbit"]["metrics"]["seq_calls_per_s"] == 850.0  # the best kept
+    section = report.render(results).split("## Against the drivers at abc1234")[1]
+    assert "| metric | msgbus-rabbit / msgbus-rabbit@abc1234 | spread |" in section
+    # 15% slower, runs 6% apart: a shortfall beyond the noise
+    assert "| sequential calls/s | 0.85x (>5% worse) | 6% |" in section
+    # 20% slower: flagged plainly (each contender's runs were close)
+    assert "| casts/s, until all processed | 0.8x (>5% worse) | 1% |" in section
+
+    noisy = {
+        "msgbus-rabbit": runs("msgbus-rabbit", (930.0, 1.0), (700.0, 1.0)),
+        "msgbus-rabbit@abc1234": runs("msgbus-rabbit@abc1234", (1000.0, 1.0), (990.0, 1.0)),
+    }
+    section = report.render(noisy).split("## Against the drivers at abc1234")[1]
+    assert "| sequential calls/s | 0.93x (>5% worse, within the spread) | 25% |" in section
+
+
 def test_export_takes_the_driver_packages_of_the_revision(tmp_path: pathlib.Path) -> None:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                           capture_output=True, check=True).stdout.strip()
