@@ -1,8 +1,9 @@
 """A throw-away 3-node RabbitMQ cluster on the loopback interface, for tests that kill a node.
 
 :func:`rabbit_cluster` boots three private nodes (own names, ports, Erlang cookie and data
-folders owned by ``rabbitmq``) in parallel, joins the second and third to the first (also in
-parallel), and removes everything afterwards, also when the test fails or is interrupted.
+folders owned by ``rabbitmq``) in parallel, joins the second and third to the first (one after
+the other, a failed join tried again after ``reset``), and removes everything afterwards, also
+when the test fails or is interrupted.
 :class:`RabbitCluster` kills a node hard (SIGKILL of its Erlang VM), brings it back, says which
 node leads a quorum queue and waits until every quorum queue has all its members online.
 The shared broker on 5672 is never touched: every ``rabbitmqctl`` here names a cluster node
@@ -307,10 +308,30 @@ def _make_node(tag: str, index: int, cookie: str, config: str) -> ClusterNode:
     return ClusterNode(f"msgbus-{tag}-{index}@localhost", port, dist_port, base, cookie)
 
 
+#: Tries of one node's ``join_cluster`` (a failed try is followed by ``reset``).
+JOIN_TRIES = 3
+
+
 def _join(node: ClusterNode, seed: ClusterNode, timeout: float) -> None:
-    node.ctl("stop_app", timeout=timeout)
-    node.ctl("join_cluster", seed.name, timeout=timeout)
-    node.start_app(timeout)
+    """Join ``node`` to ``seed``'s cluster within ``timeout``. A join that fails (mnesia can
+    abort its schema copy, ``{aborted, ... schema_prepare}``, seen when two nodes joined one
+    seed at once) is tried again after ``reset``, which also takes the node out of a half-made
+    membership."""
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(1.0, deadline - time.monotonic())
+
+    node.ctl("stop_app", timeout=left())
+    for attempt in range(1, JOIN_TRIES + 1):
+        try:
+            node.ctl("join_cluster", seed.name, timeout=left())
+            break
+        except BrokerToolError:
+            if attempt == JOIN_TRIES or time.monotonic() >= deadline:
+                raise
+            node.ctl("reset", timeout=left())
+    node.start_app(left())
 
 
 @contextlib.contextmanager
@@ -338,7 +359,8 @@ def rabbit_cluster(size: int = 3, *, config: str = "",
                    timeout: float = BOOT_TIMEOUT) -> Iterator[RabbitCluster]:
     """Start a ``size``-node cluster of private nodes, yield it, and remove it afterwards.
 
-    The VMs boot in parallel; then every node but the first joins the first (in parallel too).
+    The VMs boot in parallel; then every node but the first joins the first, one after the
+    other (two joining one seed at once can make mnesia abort a join).
     ``config`` adds lines to every node's rabbitmq.conf. The nodes are killed and their folders
     removed on exit, on error, on KeyboardInterrupt or SIGTERM, and at interpreter exit if the
     context was never left.
@@ -351,8 +373,8 @@ def rabbit_cluster(size: int = 3, *, config: str = "",
     try:
         with _sigterm_interrupts():
             _in_parallel([lambda n=n: n.start(timeout) for n in nodes])  # type: ignore[misc]
-            _in_parallel([lambda n=n: _join(n, nodes[0], timeout)  # type: ignore[misc]
-                          for n in nodes[1:]])
+            for node in nodes[1:]:  # one at a time: see _join
+                _join(node, nodes[0], timeout)
             cluster.wait_formed(timeout)
             yield cluster
     finally:
