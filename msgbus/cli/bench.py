@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+import uuid
 from typing import Any
 
 import msgbus
@@ -43,17 +44,20 @@ class _Sink:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Calls for ``--duration`` seconds, then casts for as long; prints both rates."""
+    """Calls for ``--duration`` seconds, then casts for as long; prints both rates.
+
+    Calls and casts go to the run's own server (a server name of its own on ``--topic``): a
+    server of an application on that topic never gets them, and two runs at once do not share
+    a queue."""
     topic = args.topic
     payload = "x" * args.size
     sink = _Sink()
+    target = msgbus.Target(topic=topic, server=f"bench-{uuid.uuid4().hex[:12]}")
     with msgbus.get_rpc_transport(url=args.url) as transport:
-        server = msgbus.get_rpc_server(transport, msgbus.Target(topic=topic, server="bench"),
-                                       [sink])
+        server = msgbus.get_rpc_server(transport, target, [sink])
         server.start()
         try:
-            client = msgbus.get_rpc_client(transport, msgbus.Target(topic=topic),
-                                           timeout=args.timeout)
+            client = msgbus.get_rpc_client(transport, target, timeout=args.timeout)
             client.call({}, "echo", value="warm-up")
             calls, call_time = _calls(client, payload, args.duration)
             casts, cast_time, arrived = _casts(client, sink, payload, args.duration)

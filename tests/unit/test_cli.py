@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -213,6 +214,31 @@ def test_bench_on_fake(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(out)
     assert doc["calls"] > 0 and doc["casts_arrived"] == doc["casts"] > 0
     assert doc["code"] == "msgbus.cli.bench (built in)"
+
+
+def test_bench_sends_only_to_its_own_server(capsys: pytest.CaptureFixture[str],
+                                            serve: Any) -> None:
+    """An application's server on the bench's topic gets none of its calls or casts (before,
+    it took some casts, which it could not run, and the run waited 30 s for them)."""
+    class Counting(Calc):
+        seen = 0
+
+        def echo(self, ctxt: Any, **kwargs: Any) -> Any:
+            Counting.seen += 1
+            return super().echo(ctxt, **kwargs)
+
+        def note(self, ctxt: Any, **kwargs: Any) -> None:
+            Counting.seen += 1
+
+    serve("shared", [Counting()])
+    began = time.monotonic()
+    code, out, _ = run(capsys, "--json", "bench", "fake://", "--duration", "0.1",
+                       "--topic", "shared")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["calls"] > 0 and doc["casts_arrived"] == doc["casts"] > 0
+    assert Counting.seen == 0
+    assert time.monotonic() - began < 10
 
 
 def test_check_runs_the_suite_on_fake_without_fault_scenarios(
