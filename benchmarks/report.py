@@ -156,10 +156,9 @@ def best_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def spread(values: list[float]) -> float:
     """How far apart repeated runs of one contender landed on one metric: (largest -
-    smallest) / the best, for rates and times alike (0.12: 12%); the machine's noise."""
+    smallest) / largest, for rates and times alike (0.12: 12%); the machine's noise."""
     low, high = min(values), max(values)
-    best = high if high > 0 else 1.0
-    return (high - low) / best if high > 0 else 0.0
+    return (high - low) / high if high > 0 else 0.0
 
 
 def fmt(value: float | None) -> str:
@@ -334,7 +333,7 @@ def baseline_section(results: dict[str, Any]) -> list[str]:
              "packages of that revision (`--baseline`); for times and CPU smaller is better.")
     if repeated:
         intro += (" *spread*: how far apart the repeated runs of the same contender landed on "
-                  "that row, (largest - smallest) / best, the larger of the two contenders': "
+                  "that row, (largest - smallest) / largest, the larger of the two contenders': "
                   "the machine's noise. A row more than 5% worse by less than its spread is "
                   "marked *within the spread*: a second run may well not show it.")
     return ([f"## Against the drivers at {', '.join(revs)} (same run, same core)", "",
