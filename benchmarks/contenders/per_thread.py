@@ -1,7 +1,9 @@
-"""A client session with one connection per calling thread: the hand-written contenders'.
+"""What the hand-written contenders (raw pika, raw kombu) share: a client session with one
+connection per calling thread, and the server's handling of requests.
 
-Hand-written clients (raw pika, raw kombu) use connections that are not thread-safe, so each
-calling thread gets its own :class:`Caller`; the session closes them all.
+Their connections are not thread-safe, so each calling thread gets its own :class:`Caller`; the
+session closes them all. :class:`CountingServer` is the server side minus the library: echo,
+count ticks, answer ``wait_count`` once enough ticks came or at its deadline.
 """
 
 from __future__ import annotations
@@ -68,6 +70,49 @@ class PerThreadSession(Session):
             callers, self._callers = self._callers, []
         for caller in callers:
             caller.close()
+
+
+class CountingServer:
+    """Echo, count, and deferred answers to ``wait_count``; a subclass sends the replies."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        # wait_count requests not satisfied yet: (n, reply_to, correlation_id, deadline)
+        self._waiting: list[tuple[int, str, str, float]] = []
+
+    def reply(self, reply_to: str, correlation: str, body: bytes) -> None:
+        raise NotImplementedError
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a ``wait_count`` is still unanswered."""
+        return bool(self._waiting)
+
+    def answer_waiters(self) -> None:
+        """Answer the ``wait_count`` requests that enough ticks satisfy or whose time is up."""
+        now = time.monotonic()
+        keep = []
+        for n, reply_to, correlation, deadline in self._waiting:
+            if self._count >= n or now >= deadline:
+                self.reply(reply_to, correlation, str(self._count).encode())
+            else:
+                keep.append((n, reply_to, correlation, deadline))
+        self._waiting = keep
+
+    def handle(self, kind: str | None, body: bytes, reply_to: Any, correlation: Any) -> None:
+        """One request: ``kind`` is its AMQP ``type`` property; ``reply_to`` and
+        ``correlation`` its properties of those names (absent on a tick)."""
+        if kind == "echo":
+            self.reply(reply_to, correlation, body)
+        elif kind == "tick":
+            self._count += 1
+            if self._waiting:
+                self.answer_waiters()
+        elif kind == "wait_count":
+            # casts may sit in another queue (fanout): answer once they are all counted
+            self._waiting.append((int(body), reply_to, correlation,
+                                  time.monotonic() + COUNT_TIMEOUT))
+            self.answer_waiters()
 
 
 class HandWrittenContender(Contender):

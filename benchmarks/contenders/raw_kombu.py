@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.contenders.per_thread import HandWrittenContender
-from benchmarks.contenders.base import (CALL_TIMEOUT, COUNT_TIMEOUT, rabbit_url)
+from benchmarks.contenders.per_thread import CountingServer, HandWrittenContender
+from benchmarks.contenders.base import (CALL_TIMEOUT, rabbit_url)
 
 PREFETCH = 64
 #: Properties of every message: raw bytes, no serializer.
@@ -73,43 +73,22 @@ class _Caller:
         self.connection.release()
 
 
-class _RawServer:
-    """Echo, count, and deferred answers to ``wait_count``; replies confirmed, then the ack."""
+class _RawServer(CountingServer):
+    """The server's request handling on kombu; replies confirmed, then the ack."""
 
     def __init__(self, producer: Any) -> None:
+        super().__init__()
         self._producer = producer
-        self._count = 0
         self.inbox: list[Any] = []
-        # wait_count requests not satisfied yet: (n, reply_to, correlation_id, deadline)
-        self._waiting: list[tuple[int, str, str, float]] = []
 
-    def _reply(self, reply_to: str, correlation: str, body: bytes) -> None:
+    def reply(self, reply_to: str, correlation: str, body: bytes) -> None:
         self._producer.publish(body, exchange="", routing_key=reply_to,
                                correlation_id=correlation, **_RAW)
 
-    def answer_waiters(self) -> None:
-        now = time.monotonic()
-        keep = []
-        for n, reply_to, correlation, deadline in self._waiting:
-            if self._count >= n or now >= deadline:
-                self._reply(reply_to, correlation, str(self._count).encode())
-            else:
-                keep.append((n, reply_to, correlation, deadline))
-        self._waiting = keep
-
-    def handle(self, message: Any) -> None:
+    def on_message(self, message: Any) -> None:
         props = message.properties
-        kind = props.get("type")
-        if kind == "echo":
-            self._reply(props["reply_to"], props["correlation_id"], message.body)
-        elif kind == "tick":
-            self._count += 1
-            if self._waiting:
-                self.answer_waiters()
-        elif kind == "wait_count":
-            self._waiting.append((int(message.body), props["reply_to"],
-                                  props["correlation_id"], time.monotonic() + COUNT_TIMEOUT))
-            self.answer_waiters()
+        self.handle(props.get("type"), message.body, props.get("reply_to"),
+                    props.get("correlation_id"))
         message.ack()
 
 
@@ -145,7 +124,7 @@ class RawKombuContender(HandWrittenContender):
                     continue
                 inbox, handler.inbox[:] = list(handler.inbox), []
                 for message in inbox:
-                    handler.handle(message)
+                    handler.on_message(message)
         finally:
             consuming.release()
             replying.release()

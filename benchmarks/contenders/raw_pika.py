@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.contenders.per_thread import HandWrittenContender
+from benchmarks.contenders.per_thread import CountingServer, HandWrittenContender
 from benchmarks.contenders.base import (
     CALL_TIMEOUT,
     COUNT_TIMEOUT,
@@ -71,46 +71,25 @@ class _Caller:
             self.connection.close()
 
 
-class _RawServer:
-    """The server's message handling: echo, count, and deferred answers to ``wait_count``."""
+class _RawServer(CountingServer):
+    """The server's request handling on pika's BlockingConnection."""
 
     def __init__(self, connection: Any, channel: Any) -> None:
         import pika
+        super().__init__()
         self._pika = pika
         self._connection = connection
         self._channel = channel
-        self._count = 0
-        # wait_count requests not satisfied yet: (n, reply_to, correlation_id, deadline)
-        self._waiting: list[tuple[int, str, str, float]] = []
 
-    def _reply(self, reply_to: str, correlation: str, body: bytes) -> None:
+    def reply(self, reply_to: str, correlation: str, body: bytes) -> None:
         self._channel.basic_publish("", reply_to, body,
                                     self._pika.BasicProperties(correlation_id=correlation))
 
-    def _answer_waiters(self) -> None:
-        now = time.monotonic()
-        keep = []
-        for n, reply_to, correlation, deadline in self._waiting:
-            if self._count >= n or now >= deadline:
-                self._reply(reply_to, correlation, str(self._count).encode())
-            else:
-                keep.append((n, reply_to, correlation, deadline))
-        self._waiting = keep
-
     def on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
-        if props.type == "echo":
-            self._reply(props.reply_to, props.correlation_id, body)
-        elif props.type == "tick":
-            self._count += 1
-            if self._waiting:
-                self._answer_waiters()
-        elif props.type == "wait_count":
-            # casts may sit in another queue (fanout): answer once they are all counted
-            self._waiting.append((int(body), props.reply_to, props.correlation_id,
-                                  time.monotonic() + COUNT_TIMEOUT))
-            self._answer_waiters()
-            if self._waiting:  # answer it at its deadline even if no cast ever comes
-                self._connection.call_later(COUNT_TIMEOUT, self._answer_waiters)
+        self.handle(props.type, body, props.reply_to, props.correlation_id)
+        if props.type == "wait_count" and self.waiting:
+            # answer it at its deadline even if no cast ever comes
+            self._connection.call_later(COUNT_TIMEOUT, self.answer_waiters)
         channel.basic_ack(method.delivery_tag)
 
 
